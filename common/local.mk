@@ -1,0 +1,9 @@
+# common/: small pure modules shared by the plugin and the token helper.  They
+# depend on nothing but the C++ runtime, because the plugin must not drag
+# libcurl, jsoncpp or OpenSSL into every program that loads libsasl2.
+noinst_LTLIBRARIES += common/libcommon.la
+common_libcommon_la_SOURCES = \
+	common/secret.h common/secret.cc \
+	common/protocol.h common/protocol.cc \
+	common/config.h common/config.cc
+common_libcommon_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden

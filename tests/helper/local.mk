@@ -1,0 +1,1 @@
+# integration tests of the helper against the fake IdP

@@ -1,0 +1,1 @@
+#include "tokenhelper/device_flow.h"

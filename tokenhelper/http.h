@@ -1,0 +1,68 @@
+// The one HTTP wrapper of the token helper.  HTTPS only (plain http only to
+// a loopback address and only when explicitly allowed, for tests), peer and
+// host verification always on, connect and total timeouts, a bounded body,
+// no redirects (every request here carries a secret or a code).
+#ifndef MAILOAUTH_TOKENHELPER_HTTP_H
+#define MAILOAUTH_TOKENHELPER_HTTP_H
+
+#include <cstddef>
+#include <string>
+
+namespace mailoauth {
+
+struct HttpOptions {
+    std::string ca_file;                   // empty: the system's CA store
+    long connect_timeout_ms = 10000;
+    long total_timeout_ms = 30000;
+    std::size_t max_body = 1 << 20;        // larger responses are an error
+    bool allow_loopback_http = false;      // tests only
+};
+
+enum class HttpFailure {
+    None,
+    Transport,   // DNS, connect, reset, timeout: temporary (exit 75)
+    Tls,         // certificate not trusted, host mismatch: configuration (78)
+    TooLarge,    // body over max_body: bad input (treated as temporary)
+    Policy,      // URL refused (not https, redirect, bad scheme): configuration
+};
+
+struct HttpResponse {
+    long status = 0;
+    std::string content_type;
+    std::string body;
+};
+
+struct HttpResult {
+    HttpFailure failure = HttpFailure::None;
+    std::string error;      // for a person; never contains the request body
+    HttpResponse response;  // valid when failure == None (any status code)
+    bool ok() const { return failure == HttpFailure::None; }
+};
+
+// The seam: tests and the device flow depend on this interface.
+class HttpClient {
+public:
+    virtual ~HttpClient() = default;
+    // POSTs an application/x-www-form-urlencoded body with
+    // "Accept: application/json".  The body is never logged or echoed.
+    virtual HttpResult post_form(const std::string& url, const std::string& body,
+                                 const HttpOptions& opts) = 0;
+};
+
+// libcurl implementation.  Call curl_global_init once in main (done by
+// http_global_init) before creating clients.
+class CurlHttpClient : public HttpClient {
+public:
+    HttpResult post_form(const std::string& url, const std::string& body,
+                         const HttpOptions& opts) override;
+};
+
+void http_global_init();
+
+// True for https URLs, and for http URLs to 127.0.0.0/8 or [::1] when
+// allow_loopback_http is set.  Fills why otherwise.
+bool url_allowed(const std::string& url, bool allow_loopback_http, std::string& why);
+
+}  // namespace mailoauth
+
+#endif

@@ -1,0 +1,1 @@
+#include "tokenhelper/store.h"
