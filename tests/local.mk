@@ -33,6 +33,7 @@ tests_unit_test_common_CXXFLAGS = $(UNIT_CXXFLAGS)
 tests_unit_test_common_LDADD = common/libcommon.la $(UNIT_LDADD)
 TESTS += tests/unit/test_common
 
+include $(srcdir)/tests/fake/local.mk
 include $(srcdir)/tests/unit/tokenhelper.mk
 include $(srcdir)/tests/helper/local.mk
 include $(srcdir)/tests/plugin/local.mk

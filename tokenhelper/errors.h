@@ -29,7 +29,18 @@ struct Explanation {
 // The message mentions the AADSTS code(s), trace_id and correlation_id.
 Explanation explain_oauth_error(const OAuthError& e, const std::string& account);
 
-// The plain-words text for one AADSTS code, or "" when unknown.
+// What the explanation may name besides the account: with the authority and
+// client ID known, AADSTS65001's message carries the real admin-consent URL
+// ({authority}/adminconsent?client_id=...) instead of placeholders.
+struct ErrorContext {
+    std::string account;
+    std::string authority;   // e.g. https://login.microsoftonline.com/contoso.com
+    std::string client_id;
+};
+Explanation explain_oauth_error(const OAuthError& e, const ErrorContext& ctx);
+
+// The plain-words text for one AADSTS code, or "" when unknown.  The next
+// step names `mailoauth login ACCOUNT` literally.
 std::string explain_aadsts(long code);
 
 }  // namespace mailoauth

@@ -46,7 +46,9 @@ struct OAuthError {
 // JSON, not an object, lacks a required field or has one of the wrong type.
 bool parse_device_code_response(std::string_view body, DeviceCodeResponse& out, std::string& err);
 bool parse_token_response(std::string_view body, TokenResponse& out, std::string& err);
-// Fills out from an error body.  Returns false when the body carries no
+// Fills out from an error body.  Optional fields of the wrong type are
+// ignored; error_description keeps only its first line, with any other
+// control character replaced, so every field is safe to print on one line.  Returns false when the body carries no
 // "error" string (e.g. an HTML page); out.http_status is left to the caller.
 bool parse_error_response(std::string_view body, OAuthError& out);
 

@@ -1,1 +1,742 @@
+// The token store.  See store.h for the contract; the notes here are about
+// how each step keeps the store valid at every instant.
+//
+// Every operation opens the directory itself (O_DIRECTORY|O_NOFOLLOW) and
+// checks it with fstat, then works relative to that descriptor, so a
+// directory swapped for a symlink after open() is still refused.  Records
+// are written to a fresh temp file in the same directory, synced, renamed
+// over the old file and the directory is synced: a reader sees either the
+// old record or the new one, and a crash or a full disk leaves the old one.
 #include "tokenhelper/store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/protocol.h"
+
+namespace mailoauth {
+
+namespace testing {
+ssize_t (*store_write_hook)(int fd, const void* buf, std::size_t n) = nullptr;
+int (*store_before_rename_hook)(const char* tmp_path) = nullptr;
+}  // namespace testing
+
+namespace {
+
+constexpr const char* kFormat = "mailoauth-store-1";
+constexpr const char* kLockSuffix = ".lock";
+constexpr const char* kTmpInfix = ".tmp.";
+// A temp file older than this is debris of a crashed save, not a save in
+// progress, and is removed by the next save of the same account.
+constexpr time_t kStaleTempSeconds = 600;
+constexpr const char* kDiskFull = "disk full: the previous tokens are kept";
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+std::string mode_text(mode_t m) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+    return buf;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Closes a descriptor when it goes out of scope.
+class Fd {
+public:
+    explicit Fd(int fd = -1) : fd_(fd) {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { reset(); }
+    int get() const { return fd_; }
+    int release() { int f = fd_; fd_ = -1; return f; }
+    void reset(int fd = -1) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = fd;
+    }
+
+private:
+    int fd_;
+};
+
+// Checks that st (from lstat or fstat of the store directory) is a private
+// directory of ours.  The messages say what to do.
+bool check_dir_stat(const std::string& dir, const struct stat& st, std::string& err) {
+    if (S_ISLNK(st.st_mode)) {
+        err = "store directory " + dir + " is a symlink, refused: point --store or MAILOAUTH_STORE at the real directory";
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        err = "store directory " + dir + " is not a directory";
+        return false;
+    }
+    if (st.st_uid != ::geteuid()) {
+        err = "store directory " + dir + " is owned by uid " + std::to_string(st.st_uid) +
+              ", not by you (uid " + std::to_string(::geteuid()) +
+              "): refused; it holds refresh tokens and must be yours alone";
+        return false;
+    }
+    if ((st.st_mode & 077) != 0) {
+        err = "store directory " + dir + " has mode " + mode_text(st.st_mode) +
+              "; it holds refresh tokens and must be private: run chmod 700 " + dir;
+        return false;
+    }
+    return true;
+}
+
+enum class DirOpen { Ok, Missing, Error };
+
+// Opens and checks the store directory.  Missing when it does not exist.
+DirOpen open_dir(const std::string& dir, Fd& out, std::string& err) {
+    if (dir.empty()) {
+        err = "no store directory: set MAILOAUTH_STORE or use --store DIR";
+        return DirOpen::Error;
+    }
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT) {
+            err = "store directory " + dir + " does not exist";
+            return DirOpen::Missing;
+        }
+        struct stat st;
+        if ((e == ELOOP || e == ENOTDIR) && ::lstat(dir.c_str(), &st) == 0 && !check_dir_stat(dir, st, err))
+            return DirOpen::Error;
+        err = "cannot open store directory " + dir + ": " + errno_text(e);
+        return DirOpen::Error;
+    }
+    out.reset(fd);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+        err = "cannot stat store directory " + dir + ": " + errno_text(errno);
+        return DirOpen::Error;
+    }
+    if (!check_dir_stat(dir, st, err)) return DirOpen::Error;
+    return DirOpen::Ok;
+}
+
+bool is_disk_full(int e) { return e == ENOSPC || e == EDQUOT; }
+
+ssize_t do_write(int fd, const void* buf, std::size_t n) {
+    if (testing::store_write_hook) return testing::store_write_hook(fd, buf, n);
+    return ::write(fd, buf, n);
+}
+
+// Writes all of data, through short writes and EINTR.  Returns 0 or errno.
+int write_all(int fd, const std::string& data) {
+    const char* p = data.data();
+    std::size_t left = data.size();
+    while (left > 0) {
+        ssize_t w = do_write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        if (w == 0) return EIO;  // no progress: do not spin
+        p += w;
+        left -= static_cast<std::size_t>(w);
+    }
+    return 0;
+}
+
+int fsync_retry(int fd) {
+    while (::fsync(fd) != 0) {
+        if (errno == EINTR) continue;
+        return errno;
+    }
+    return 0;
+}
+
+// Some file systems cannot sync a directory; that is not a failure.
+int fsync_dir(int dfd) {
+    int e = fsync_retry(dfd);
+    return (e == EINVAL || e == EROFS) ? 0 : e;
+}
+
+bool valid_integer(const std::string& v, std::int64_t& out) {
+    // Non-negative decimal, no sign, no leading zeros beyond "0", fits int64.
+    if (v.empty() || v.size() > 19) return false;
+    if (v.size() > 1 && v[0] == '0') return false;
+    std::int64_t n = 0;
+    for (char c : v) {
+        if (c < '0' || c > '9') return false;
+        int d = c - '0';
+        if (n > (INT64_MAX - d) / 10) return false;
+        n = n * 10 + d;
+    }
+    out = n;
+    return true;
+}
+
+std::string temp_prefix(const std::string& account) { return "." + account + kTmpInfix; }
+
+// Removes temp files of account older than max_age seconds (all of them when
+// max_age is 0).  Best effort.
+void remove_temp_files(int dfd, const std::string& account, time_t max_age) {
+    int dup = ::fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) return;
+    DIR* d = ::fdopendir(dup);
+    if (!d) {
+        ::close(dup);
+        return;
+    }
+    std::string prefix = temp_prefix(account);
+    time_t now = ::time(nullptr);
+    std::vector<std::string> doomed;
+    while (struct dirent* de = ::readdir(d)) {
+        std::string name = de->d_name;
+        if (name.compare(0, prefix.size(), prefix) != 0) continue;
+        if (name.size() != prefix.size() + 6) continue;  // the mkstemp suffix
+        struct stat st;
+        if (::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (!S_ISREG(st.st_mode)) continue;
+        if (max_age > 0 && now - st.st_mtime < max_age) continue;
+        doomed.push_back(name);
+    }
+    ::closedir(d);
+    for (const auto& name : doomed) ::unlinkat(dfd, name.c_str(), 0);
+}
+
+void append_field(std::string& s, const char* key, const std::string& value) {
+    s += key;
+    s += '=';
+    s += value;
+    s += '\n';
+}
+
+// Checks everything save() needs so that load() can read back what it
+// writes.  Never mentions a value.
+bool validate_for_save(const AccountRecord& rec, std::string& err) {
+    if (!valid_account_name(rec.account)) {
+        err = "invalid account name: use 1 to 128 letters, digits and @._+-, not starting with . or -";
+        return false;
+    }
+    struct { const char* key; const std::string* value; } fields[] = {
+        {"user", &rec.user},
+        {"authority", &rec.authority},
+        {"client_id", &rec.client_id},
+        {"scope", &rec.scope},
+        {"ca_file", &rec.ca_file},
+        {"refresh_token", &rec.refresh_token.reveal()},
+        {"access_token", &rec.access_token.reveal()},
+        {"last_error", &rec.last_error},
+    };
+    for (const auto& f : fields) {
+        if (!protocol::valid_value(*f.value)) {
+            err = std::string("cannot save account '") + rec.account + "': field " + f.key +
+                  " contains a line break or NUL, or is longer than " +
+                  std::to_string(protocol::kMaxLine) + " bytes";
+            return false;
+        }
+    }
+    if (rec.authority.empty() || rec.client_id.empty() || rec.refresh_token.empty()) {
+        err = "cannot save account '" + rec.account + "': authority, client_id and refresh_token are required";
+        return false;
+    }
+    if (rec.access_expires_at < 0 || rec.refresh_obtained_at < 0 || rec.created_at < 0 || rec.last_error_at < 0) {
+        err = "cannot save account '" + rec.account + "': a time stamp is negative";
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool valid_account_name(const std::string& name) {
+    if (name.empty() || name.size() > 128) return false;
+    if (name[0] == '.' || name[0] == '-') return false;
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '@' || c == '.' || c == '_' || c == '+' || c == '-';
+        if (!ok) return false;
+    }
+    if (ends_with(name, kLockSuffix)) return false;
+    return true;
+}
+
+std::string default_store_dir() {
+    const char* v = std::getenv("MAILOAUTH_STORE");
+    if (v && *v) return v;
+    v = std::getenv("XDG_STATE_HOME");
+    if (v && v[0] == '/') return std::string(v) + "/mailoauth";
+    v = std::getenv("HOME");
+    if (v && *v) return std::string(v) + "/.local/state/mailoauth";
+    if (struct passwd* pw = ::getpwuid(::geteuid()); pw && pw->pw_dir && *pw->pw_dir)
+        return std::string(pw->pw_dir) + "/.local/state/mailoauth";
+    return std::string();
+}
+
+std::string Store::path_of(const std::string& account) const { return dir_ + "/" + account; }
+
+bool Store::open(bool create, std::string& err) {
+    if (dir_.empty()) {
+        err = "no store directory: set MAILOAUTH_STORE or use --store DIR";
+        return false;
+    }
+    if (create) {
+        // mkdir -p: every directory we create gets 0700, whatever the umask.
+        std::size_t pos = 0;
+        while (pos != std::string::npos) {
+            pos = dir_.find('/', pos + 1);
+            std::string part = dir_.substr(0, pos);
+            while (part.size() > 1 && part.back() == '/') part.pop_back();
+            if (part.empty() || part == "/") continue;
+            if (::mkdir(part.c_str(), 0700) == 0) {
+                if (::chmod(part.c_str(), 0700) != 0) {
+                    err = "cannot set mode 0700 on " + part + ": " + errno_text(errno);
+                    return false;
+                }
+            } else if (errno != EEXIST) {
+                err = "cannot create store directory " + part + ": " + errno_text(errno);
+                return false;
+            }
+        }
+    }
+    struct stat st;
+    if (::lstat(dir_.c_str(), &st) != 0) {
+        int e = errno;
+        if (e == ENOENT)
+            err = "store directory " + dir_ + " does not exist: run 'mailoauth login ACCOUNT' first";
+        else
+            err = "cannot stat store directory " + dir_ + ": " + errno_text(e);
+        return false;
+    }
+    if (!check_dir_stat(dir_, st, err)) return false;
+    Fd dfd;
+    return open_dir(dir_, dfd, err) == DirOpen::Ok;
+}
+
+LoadStatus Store::load(const std::string& account, AccountRecord& out, std::string& err) const {
+    if (!valid_account_name(account)) {
+        err = "invalid account name: use 1 to 128 letters, digits and @._+-, not starting with . or -";
+        return LoadStatus::Error;
+    }
+    Fd dfd;
+    switch (open_dir(dir_, dfd, err)) {
+    case DirOpen::Ok: break;
+    case DirOpen::Missing: return LoadStatus::NotFound;
+    case DirOpen::Error: return LoadStatus::Error;
+    }
+    const std::string path = path_of(account);
+    // O_NONBLOCK: a FIFO planted here must not hang us before fstat refuses it.
+    int fd = ::openat(dfd.get(), account.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT) {
+            err = "account '" + account + "' is not in the store " + dir_;
+            return LoadStatus::NotFound;
+        }
+        if (e == ELOOP)
+            err = "store file " + path + " is a symlink, refused: the store must hold the file itself";
+        else
+            err = "cannot open store file " + path + ": " + errno_text(e);
+        return LoadStatus::Error;
+    }
+    Fd file(fd);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+        err = "cannot stat store file " + path + ": " + errno_text(errno);
+        return LoadStatus::Error;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err = "store file " + path + " is not a regular file, refused";
+        return LoadStatus::Error;
+    }
+    if (st.st_uid != ::geteuid()) {
+        err = "store file " + path + " is owned by uid " + std::to_string(st.st_uid) + ", not by you (uid " +
+              std::to_string(::geteuid()) + "): refused";
+        return LoadStatus::Error;
+    }
+    if ((st.st_mode & 077) != 0) {
+        err = "store file " + path + " has mode " + mode_text(st.st_mode) +
+              "; it holds a refresh token and must be private: run chmod 600 " + path;
+        return LoadStatus::Error;
+    }
+    if (st.st_size < 0 || static_cast<std::uint64_t>(st.st_size) > kMaxStoreFile) {
+        err = "store file " + path + " is too large (" + std::to_string(st.st_size) +
+              " bytes, at most " + std::to_string(kMaxStoreFile) + "): not a store record";
+        return LoadStatus::Error;
+    }
+    // Reserve once, so no reallocation leaves a copy of the tokens behind.
+    std::string text;
+    text.reserve(kMaxStoreFile + 1);
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            int e = errno;
+            wipe_memory(buf, sizeof buf);
+            wipe_string(text);
+            err = "cannot read store file " + path + ": " + errno_text(e);
+            return LoadStatus::Error;
+        }
+        if (n == 0) break;
+        if (text.size() + static_cast<std::size_t>(n) > kMaxStoreFile) {
+            wipe_memory(buf, sizeof buf);
+            wipe_string(text);
+            err = "store file " + path + " is too large: not a store record";
+            return LoadStatus::Error;
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    wipe_memory(buf, sizeof buf);
+    AccountRecord rec;
+    std::string perr;
+    bool ok = parse_record(text, rec, perr);
+    wipe_string(text);
+    if (!ok) {
+        err = "store file " + path + " is damaged: " + perr + "; remove it and run 'mailoauth login " + account +
+              "' again";
+        return LoadStatus::Error;
+    }
+    if (rec.account != account) {
+        err = "store file " + path + " holds account '" + rec.account + "', not '" + account + "': refused";
+        return LoadStatus::Error;
+    }
+    out = std::move(rec);
+    return LoadStatus::Ok;
+}
+
+bool Store::save(const AccountRecord& rec, std::string& err) const {
+    if (!validate_for_save(rec, err)) return false;
+    std::string text = serialize_record(rec);
+    // Mirror load(): never write what parse_record would refuse.
+    if (text.size() > protocol::kMaxMessage) {
+        wipe_string(text);
+        err = "cannot save account '" + rec.account + "': the record is larger than " +
+              std::to_string(protocol::kMaxMessage) + " bytes";
+        return false;
+    }
+    const std::string prefix = "cannot save account '" + rec.account + "' in " + dir_ + ": ";
+    const std::string kept = "; the previous tokens are kept";
+    Fd dfd;
+    if (open_dir(dir_, dfd, err) != DirOpen::Ok) {
+        wipe_string(text);
+        err = prefix + err;
+        return false;
+    }
+
+    std::string tmpl = dir_ + "/" + temp_prefix(rec.account) + "XXXXXX";
+    std::vector<char> tmp(tmpl.begin(), tmpl.end());
+    tmp.push_back('\0');
+    int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        wipe_string(text);
+        err = prefix + (is_disk_full(e) ? std::string(kDiskFull) : "cannot create a temporary file: " + errno_text(e) + kept);
+        return false;
+    }
+    const std::string tmp_path(tmp.data());
+    Fd file(fd);
+    // From here on every failure removes the temp file; the target is not
+    // touched until the rename, which replaces it in one step.
+    auto fail = [&](const std::string& what, int e) {
+        file.reset();
+        ::unlink(tmp_path.c_str());
+        wipe_string(text);
+        err = prefix + (is_disk_full(e) ? std::string(kDiskFull) : what + ": " + errno_text(e) + kept);
+        return false;
+    };
+    if (::fchmod(fd, 0600) != 0) return fail("cannot set mode 0600 on " + tmp_path, errno);
+    if (int e = write_all(fd, text)) return fail("cannot write " + tmp_path, e);
+    wipe_string(text);
+    if (int e = fsync_retry(fd)) return fail("cannot sync " + tmp_path, e);
+    if (::close(file.release()) != 0) return fail("cannot close " + tmp_path, errno);
+    if (testing::store_before_rename_hook) {
+        if (int e = testing::store_before_rename_hook(tmp_path.c_str())) return fail("cannot rename " + tmp_path, e);
+    }
+    if (::rename(tmp_path.c_str(), path_of(rec.account).c_str()) != 0)
+        return fail("cannot rename " + tmp_path + " to " + path_of(rec.account), errno);
+    // The new record is in place; make the rename itself durable.
+    if (int e = fsync_dir(dfd.get())) {
+        err = "saved account '" + rec.account + "', but cannot sync the store directory " + dir_ + ": " +
+              errno_text(e) + "; the new tokens may be lost in a crash";
+        return false;
+    }
+    remove_temp_files(dfd.get(), rec.account, kStaleTempSeconds);
+    return true;
+}
+
+bool Store::remove(const std::string& account, std::string& err) const {
+    if (!valid_account_name(account)) {
+        err = "invalid account name: use 1 to 128 letters, digits and @._+-, not starting with . or -";
+        return false;
+    }
+    Fd dfd;
+    switch (open_dir(dir_, dfd, err)) {
+    case DirOpen::Ok: break;
+    case DirOpen::Missing: return true;
+    case DirOpen::Error: return false;
+    }
+    if (::unlinkat(dfd.get(), account.c_str(), 0) != 0 && errno != ENOENT) {
+        err = "cannot remove " + path_of(account) + ": " + errno_text(errno);
+        return false;
+    }
+    remove_temp_files(dfd.get(), account, 0);
+    std::string lock = account + kLockSuffix;
+    if (::unlinkat(dfd.get(), lock.c_str(), 0) != 0 && errno != ENOENT) {
+        err = "cannot remove " + path_of(lock) + ": " + errno_text(errno);
+        return false;
+    }
+    if (int e = fsync_dir(dfd.get())) {
+        err = "cannot sync the store directory " + dir_ + ": " + errno_text(e);
+        return false;
+    }
+    return true;
+}
+
+std::vector<std::string> Store::list(std::string& err) const {
+    std::vector<std::string> names;
+    Fd dfd;
+    switch (open_dir(dir_, dfd, err)) {
+    case DirOpen::Ok: break;
+    case DirOpen::Missing: err.clear(); return names;
+    case DirOpen::Error: return names;
+    }
+    int dup = ::fcntl(dfd.get(), F_DUPFD_CLOEXEC, 0);
+    DIR* d = dup >= 0 ? ::fdopendir(dup) : nullptr;
+    if (!d) {
+        if (dup >= 0) ::close(dup);
+        err = "cannot list store directory " + dir_ + ": " + errno_text(errno);
+        return names;
+    }
+    errno = 0;
+    while (struct dirent* de = ::readdir(d)) {
+        std::string name = de->d_name;
+        // valid_account_name() excludes ".", "..", temp files (leading '.')
+        // and lock files (".lock").  Directories are not records; anything
+        // else is listed, so that load() can say what is wrong with it.
+        if (!valid_account_name(name)) continue;
+        struct stat st;
+        if (::fstatat(dfd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (S_ISDIR(st.st_mode)) continue;
+        names.push_back(std::move(name));
+        errno = 0;
+    }
+    int e = errno;
+    ::closedir(d);
+    if (e != 0) {
+        err = "cannot list store directory " + dir_ + ": " + errno_text(e);
+        names.clear();
+        return names;
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+Store::Lock& Store::Lock::operator=(Lock&& o) noexcept {
+    if (this != &o) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = o.fd_;
+        o.fd_ = -1;
+    }
+    return *this;
+}
+
+Store::Lock::~Lock() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+bool Store::lock(const std::string& account, long timeout_ms, Lock& out, std::string& err) const {
+    if (!valid_account_name(account)) {
+        err = "invalid account name: use 1 to 128 letters, digits and @._+-, not starting with . or -";
+        return false;
+    }
+    Fd dfd;
+    if (open_dir(dir_, dfd, err) != DirOpen::Ok) return false;
+    const std::string name = account + kLockSuffix;
+    const std::string path = path_of(name);
+
+    struct timespec start;
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
+    auto elapsed_ms = [&]() {
+        struct timespec now;
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        return (now.tv_sec - start.tv_sec) * 1000L + (now.tv_nsec - start.tv_nsec) / 1000000L;
+    };
+    long sleep_ms = 10;
+    for (;;) {
+        int fd = ::openat(dfd.get(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0) {
+            int e = errno;
+            if (e == ELOOP)
+                err = "lock file " + path + " is a symlink, refused";
+            else
+                err = "cannot open lock file " + path + ": " + (is_disk_full(e) ? std::string("disk full") : errno_text(e));
+            return false;
+        }
+        Fd file(fd);
+        struct stat st;
+        if (::fstat(fd, &st) != 0) {
+            err = "cannot stat lock file " + path + ": " + errno_text(errno);
+            return false;
+        }
+        if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+            err = "lock file " + path + " is not a regular file of yours, refused";
+            return false;
+        }
+        for (;;) {
+            if (::flock(fd, LOCK_EX | LOCK_NB) == 0) break;
+            int e = errno;
+            if (e == EINTR) continue;
+            if (e != EWOULDBLOCK) {
+                err = "cannot lock " + path + ": " + errno_text(e);
+                return false;
+            }
+            long left = timeout_ms - elapsed_ms();
+            if (left <= 0) {
+                char secs[32];
+                std::snprintf(secs, sizeof secs, "%.1f", static_cast<double>(timeout_ms) / 1000.0);
+                err = std::string("timed out after ") + secs + " s waiting for the lock on account '" + account +
+                      "' (" + path + "): another mailoauth is still refreshing it";
+                return false;
+            }
+            long nap = std::min(sleep_ms, left);
+            struct timespec ts = {nap / 1000, (nap % 1000) * 1000000L};
+            while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+            sleep_ms = std::min(sleep_ms * 2, 50L);
+        }
+        // We hold a lock on this inode; it only counts if the inode is still
+        // the lock file (remove() may have unlinked it while we waited).
+        struct stat now;
+        if (::fstatat(dfd.get(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_ino == st.st_ino &&
+            now.st_dev == st.st_dev) {
+            out = Lock();
+            out.fd_ = file.release();
+            return true;
+        }
+        if (elapsed_ms() > timeout_ms) {
+            err = "timed out waiting for the lock on account '" + account + "'";
+            return false;
+        }
+        // Try again with the new file.
+    }
+}
+
+std::string serialize_record(const AccountRecord& rec) {
+    struct { const char* key; const std::string* value; } strings[] = {
+        {"account", &rec.account},
+        {"user", &rec.user},
+        {"authority", &rec.authority},
+        {"client_id", &rec.client_id},
+        {"scope", &rec.scope},
+        {"ca_file", &rec.ca_file},
+    };
+    const std::string& rt = rec.refresh_token.reveal();
+    const std::string& at = rec.access_token.reveal();
+    std::size_t size = 512 + rt.size() + at.size() + rec.last_error.size();
+    for (const auto& f : strings) size += f.value->size();
+    // One allocation, so no reallocation leaves a copy of the tokens behind.
+    std::string s;
+    s.reserve(size);
+    append_field(s, "format", kFormat);
+    for (const auto& f : strings) append_field(s, f.key, *f.value);
+    append_field(s, "allow_insecure_http", rec.allow_insecure_http ? "1" : "0");
+    append_field(s, "refresh_token", rt);
+    append_field(s, "access_token", at);
+    append_field(s, "access_expires_at", std::to_string(rec.access_expires_at));
+    append_field(s, "refresh_obtained_at", std::to_string(rec.refresh_obtained_at));
+    append_field(s, "created_at", std::to_string(rec.created_at));
+    append_field(s, "last_error", rec.last_error);
+    append_field(s, "last_error_at", std::to_string(rec.last_error_at));
+    s += '\n';
+    return s;
+}
+
+bool parse_record(const std::string& text, AccountRecord& out, std::string& err) {
+    if (text.size() > protocol::kMaxMessage) {
+        err = "record too large (" + std::to_string(text.size()) + " bytes, at most " +
+              std::to_string(protocol::kMaxMessage) + ")";
+        return false;
+    }
+    protocol::Message m;
+    protocol::ParseResult r = protocol::parse(text, m);
+    if (!r.ok) {
+        // protocol::parse never puts a value in its error.
+        err = "line " + std::to_string(r.line) + ": " + r.error;
+        return false;
+    }
+    if (m.fields().empty() || m.fields()[0].first != "format") {
+        err = "not a mailoauth store record (the first line must be format=" + std::string(kFormat) + ")";
+        return false;
+    }
+    if (m.fields()[0].second != kFormat) {
+        err = "unsupported store format (this mailoauth reads " + std::string(kFormat) + ")";
+        return false;
+    }
+    if (!r.terminated) {
+        err = "record is truncated (no blank line at its end)";
+        return false;
+    }
+    if (r.consumed != text.size()) {
+        err = "unexpected data after the end of the record";
+        return false;
+    }
+    AccountRecord rec;
+    for (const char* key : {"account", "authority", "client_id", "refresh_token"}) {
+        const std::string* v = m.get(key);
+        if (!v) {
+            err = std::string("missing field '") + key + "'";
+            return false;
+        }
+        if (v->empty()) {
+            err = std::string("field '") + key + "' is empty";
+            return false;
+        }
+    }
+    rec.account = *m.get("account");
+    if (!valid_account_name(rec.account)) {
+        err = "field 'account' is not a valid account name";
+        return false;
+    }
+    rec.user = m.get_or("user", "");
+    rec.authority = *m.get("authority");
+    rec.client_id = *m.get("client_id");
+    rec.scope = m.get_or("scope", "");
+    rec.ca_file = m.get_or("ca_file", "");
+    if (const std::string* v = m.get("allow_insecure_http")) {
+        if (*v == "1")
+            rec.allow_insecure_http = true;
+        else if (*v == "0" || v->empty())
+            rec.allow_insecure_http = false;
+        else {
+            err = "field 'allow_insecure_http' must be 0 or 1";
+            return false;
+        }
+    }
+    rec.refresh_token = Secret(*m.get("refresh_token"));
+    if (const std::string* v = m.get("access_token")) rec.access_token = Secret(*v);
+    struct { const char* key; std::int64_t* dst; } ints[] = {
+        {"access_expires_at", &rec.access_expires_at},
+        {"refresh_obtained_at", &rec.refresh_obtained_at},
+        {"created_at", &rec.created_at},
+        {"last_error_at", &rec.last_error_at},
+    };
+    for (const auto& f : ints) {
+        const std::string* v = m.get(f.key);
+        if (!v) continue;  // absent: 0
+        if (!valid_integer(*v, *f.dst)) {
+            err = std::string("field '") + f.key + "' is not a non-negative integer";
+            return false;
+        }
+    }
+    rec.last_error = m.get_or("last_error", "");
+    out = std::move(rec);
+    return true;
+}
+
+}  // namespace mailoauth

@@ -9,6 +9,9 @@
 #ifndef MAILOAUTH_TOKENHELPER_STORE_H
 #define MAILOAUTH_TOKENHELPER_STORE_H
 
+#include <sys/types.h>
+
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,12 +38,19 @@ struct AccountRecord {
 };
 
 // An account name is also a file name: letters, digits and "@._+-", not
-// starting with '.', at most 128 characters.
+// starting with '.' or '-', 1 to 128 characters, and not ending in ".lock"
+// (ACCOUNT.lock is the account's lock file).
 bool valid_account_name(const std::string& name);
 
 // The store directory: --store, else $MAILOAUTH_STORE, else
-// $XDG_STATE_HOME/mailoauth, else ~/.local/state/mailoauth.
+// $XDG_STATE_HOME/mailoauth (when absolute), else $HOME/.local/state/mailoauth,
+// else the passwd entry's home.  Empty when none of these is known.
 std::string default_store_dir();
+
+// Largest store file load() reads; a larger file is refused unread.  The
+// record itself is further bounded by the helper-protocol limits (65536
+// bytes, 16384 per line), and save() refuses a record load() could not read.
+constexpr std::size_t kMaxStoreFile = 256 * 1024;
 
 enum class LoadStatus { Ok, NotFound, Error };
 
@@ -53,9 +63,18 @@ public:
     // then checks owner, mode and type.  Fills err with what to do.
     bool open(bool create, std::string& err);
 
+    // NotFound when the account (or the store directory) does not exist.
+    // The file must be a regular file (not a symlink) owned by the caller
+    // with no group or other permission bits; its record must name account.
     LoadStatus load(const std::string& account, AccountRecord& out, std::string& err) const;
+    // Atomic and durable: on any failure (disk full included) the previous
+    // file is left as it was and no temp file remains.
     bool save(const AccountRecord& rec, std::string& err) const;
+    // Deletes the record, its lock file and any temp files left by a crash.
+    // Succeeds when the account was not there.  Callers that may race with a
+    // refresh hold the account's lock while removing.
     bool remove(const std::string& account, std::string& err) const;
+    // Sorted account names; empty with err set on failure.
     std::vector<std::string> list(std::string& err) const;
     std::string path_of(const std::string& account) const;
 
@@ -83,5 +102,15 @@ std::string serialize_record(const AccountRecord& rec);
 bool parse_record(const std::string& text, AccountRecord& out, std::string& err);
 
 }  // namespace mailoauth
+
+// Test seams for the unit tests, null in production.
+namespace mailoauth::testing {
+// Replaces write(2) while save() writes the temp file (inject ENOSPC, short
+// writes, EINTR).
+extern ssize_t (*store_write_hook)(int fd, const void* buf, std::size_t n);
+// Called after the temp file is written and synced, just before the rename:
+// return 0 to go on, an errno value to fail, or _exit() to simulate a crash.
+extern int (*store_before_rename_hook)(const char* tmp_path);
+}  // namespace mailoauth::testing
 
 #endif

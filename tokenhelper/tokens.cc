@@ -1,1 +1,173 @@
 #include "tokenhelper/tokens.h"
+
+#include <ctime>
+
+#include "common/secret.h"
+#include "tokenhelper/errors.h"
+#include "tokenhelper/form.h"
+#include "tokenhelper/oauth.h"
+
+namespace mailoauth {
+
+namespace {
+
+std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+bool fresh(const AccountRecord& r, std::int64_t now, long margin) {
+    return !r.access_token.empty() && r.access_expires_at - margin > now;
+}
+
+TokenResult not_logged_in(const std::string& account, const std::string& dir) {
+    TokenResult t;
+    t.exit_code = kExitNoPerm;
+    t.error = "not_logged_in";
+    t.message = "no tokens for account '" + account + "' in " + dir +
+                "; sign in once with: mailoauth login " + account;
+    return t;
+}
+
+TokenResult store_error(const std::string& why) {
+    TokenResult t;
+    t.exit_code = kExitConfig;
+    t.error = "store_error";
+    t.message = why;
+    return t;
+}
+
+// Remembers the failure in the record so `mailoauth status` can show it.
+void note_failure(const Store& store, AccountRecord rec, const std::string& message, std::int64_t now) {
+    rec.last_error = message.substr(0, 1000);
+    rec.last_error_at = now;
+    std::string ignored;
+    store.save(rec, ignored);
+}
+
+}  // namespace
+
+TokenResult refresh_once(const Environment& env, HttpClient& http, const AccountRecord& rec,
+                         std::int64_t now) {
+    TokenResult t;
+    FormFields form = {
+        {"client_id", rec.client_id},
+        {"grant_type", "refresh_token"},
+        {"refresh_token", rec.refresh_token.reveal()},
+        {"scope", rec.scope},
+    };
+    std::string body = form_encode(form);
+    wipe_string(form[2].second);
+    HttpResult res = http.post_form(rec.authority + "/oauth2/v2.0/token", body,
+                                    http_options(env, rec.ca_file, rec.allow_insecure_http));
+    wipe_string(body);
+    if (!res.ok()) {
+        t.exit_code = (res.failure == HttpFailure::Tls || res.failure == HttpFailure::Policy)
+                          ? kExitConfig : kExitTempFail;
+        t.error = res.failure == HttpFailure::Transport ? "network" : "http";
+        t.message = "refreshing the access token failed: " + res.error;
+        return t;
+    }
+    const HttpResponse& r = res.response;
+    if (r.status == 200) {
+        TokenResponse tr;
+        std::string perr;
+        if (!parse_token_response(r.body, tr, perr)) {
+            t.exit_code = kExitTempFail;
+            t.error = "bad_response";
+            t.message = "the identity provider's token response could not be used (" + perr +
+                        "); this is usually temporary: try again later";
+            return t;
+        }
+        t.record = rec;
+        t.record.access_token = tr.access_token;
+        t.record.access_expires_at = now + tr.expires_in;
+        if (!tr.refresh_token.empty()) {
+            t.record.refresh_token = tr.refresh_token;
+            t.record.refresh_obtained_at = now;
+        }
+        t.record.last_error.clear();
+        t.record.last_error_at = 0;
+        t.refreshed = true;
+        return t;
+    }
+    OAuthError oe;
+    if (!parse_error_response(r.body, oe)) {
+        oe = OAuthError();
+        if (r.status >= 500 || r.status == 429) oe.error = "temporarily_unavailable";
+        else oe.error = "bad_response";
+    }
+    oe.http_status = static_cast<int>(r.status);
+    Explanation ex = explain_oauth_error(oe, rec.account);
+    t.exit_code = ex.exit_code;
+    t.error = ex.error;
+    t.message = ex.message;
+    return t;
+}
+
+TokenResult get_access_token(const Environment& env, const Store& store, HttpClient& http,
+                             const std::string& account, bool force_refresh) {
+    const long margin = env.refresh_margin(account);
+    std::string err;
+    AccountRecord seen;
+    LoadStatus st = store.load(account, seen, err);
+    if (st == LoadStatus::NotFound) return not_logged_in(account, store.dir());
+    if (st == LoadStatus::Error) return store_error(err);
+
+    std::int64_t now = now_seconds();
+    if (!force_refresh && fresh(seen, now, margin)) {
+        TokenResult t;
+        t.record = seen;
+        return t;
+    }
+
+    // Single flight: whoever holds the lock refreshes; the others then find
+    // the new token when they re-read.  Wait long enough for one full
+    // refresh by another process, and a little more.
+    Store::Lock lock;
+    if (!store.lock(account, (env.http_timeout + 15) * 1000, lock, err)) {
+        TokenResult t;
+        t.exit_code = kExitTempFail;
+        t.error = "busy";
+        t.message = err;
+        return t;
+    }
+    AccountRecord rec;
+    st = store.load(account, rec, err);
+    if (st == LoadStatus::NotFound) return not_logged_in(account, store.dir());
+    if (st == LoadStatus::Error) return store_error(err);
+    now = now_seconds();
+    // A forced refresh is satisfied by a token another process obtained
+    // after the one that was rejected.
+    bool replaced = rec.access_token != seen.access_token;
+    if (fresh(rec, now, margin) && (!force_refresh || replaced)) {
+        TokenResult t;
+        t.record = rec;
+        return t;
+    }
+
+    TokenResult t = refresh_once(env, http, rec, now);
+    if (t.exit_code != 0) {
+        note_failure(store, rec, t.message, now);
+        // Still valid for a while (just inside the margin) and the failure is
+        // temporary: better to hand out the current token than to defer mail.
+        if (t.exit_code == kExitTempFail && !force_refresh && !rec.access_token.empty() &&
+            rec.access_expires_at - 60 > now) {
+            TokenResult ok;
+            ok.record = rec;
+            ok.warning = t.message + " (using the current token, valid until it expires)";
+            return ok;
+        }
+        return t;
+    }
+    if (!store.save(t.record, err)) {
+        // The new refresh token is lost, but the previous one stays valid at
+        // the provider and is still in the store: nothing is broken.
+        TokenResult f;
+        f.exit_code = kExitTempFail;
+        f.error = "store_write";
+        f.message = "could not save the refreshed tokens (" + err +
+                    "); the previous tokens are kept; free some space and try again";
+        return f;
+    }
+    return t;
+}
+
+}  // namespace mailoauth

@@ -1,1 +1,41 @@
-#pragma once
+// Handing out a valid access token for an account: from the store while it
+// is fresh, else by a refresh that is single-flight across processes.
+//
+// The order matters: the rotated refresh token is written durably before
+// the new access token leaves this module, and the old refresh token stays
+// in the store until then (Microsoft does not revoke it on rotation), so a
+// crash or a full disk at any point leaves a store that still works.
+#ifndef MAILOAUTH_TOKENHELPER_TOKENS_H
+#define MAILOAUTH_TOKENHELPER_TOKENS_H
+
+#include <cstdint>
+#include <string>
+
+#include "tokenhelper/http.h"
+#include "tokenhelper/settings.h"
+#include "tokenhelper/store.h"
+
+namespace mailoauth {
+
+struct TokenResult {
+    int exit_code = 0;          // sysexits, see errors.h
+    std::string error;          // short word for protocol v1 "error"
+    std::string message;        // plain words with the next step
+    AccountRecord record;       // on success: access_token, access_expires_at, user
+    bool refreshed = false;
+    std::string warning;        // e.g. served a still-valid token after a failed refresh
+};
+
+// Returns a token that stays valid for more than the refresh margin, or an
+// error.  force_refresh: the server rejected the token we had; refresh unless
+// another process already replaced it.
+TokenResult get_access_token(const Environment& env, const Store& store, HttpClient& http,
+                             const std::string& account, bool force_refresh);
+
+// Redeems a refresh token (one HTTP request).  Exposed for tests.
+TokenResult refresh_once(const Environment& env, HttpClient& http, const AccountRecord& rec,
+                         std::int64_t now);
+
+}  // namespace mailoauth
+
+#endif

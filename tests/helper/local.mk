@@ -1,1 +1,3 @@
-# integration tests of the helper against the fake IdP
+# Integration tests of the mailoauth program against the fake identity provider.
+TESTS += tests/helper/test_login.py tests/helper/test_tokens.py
+EXTRA_DIST += tests/helper/test_login.py tests/helper/test_tokens.py tests/lib/helperlib.py

@@ -1,1 +1,1 @@
-# plugin tests
+# plugin tests (placeholder, filled below)

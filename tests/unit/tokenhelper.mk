@@ -1,1 +1,22 @@
 # unit tests of tokenhelper/ modules
+
+# The token store (tokenhelper/store.cc).
+check_PROGRAMS += tests/unit/test_store
+tests_unit_test_store_SOURCES = tests/unit/tap_main.cc tests/unit/test_store.cc
+tests_unit_test_store_CXXFLAGS = $(UNIT_CXXFLAGS)
+tests_unit_test_store_LDADD = tokenhelper/libtokenhelper.la $(UNIT_LDADD)
+TESTS += tests/unit/test_store
+# libFuzzer target for parse_record; built by hand with clang (see the file).
+EXTRA_DIST += fuzz/fuzz_store.cc
+
+# Form encoding, the HTTP wrapper, the JSON reply parsers and the error
+# explanations (tokenhelper/{form,http,oauth,errors}.cc).
+check_PROGRAMS += tests/unit/test_http_json
+tests_unit_test_http_json_SOURCES = tests/unit/tap_main.cc \
+	tests/unit/test_form.cc tests/unit/test_http.cc \
+	tests/unit/test_oauth.cc tests/unit/test_errors.cc
+tests_unit_test_http_json_CXXFLAGS = $(UNIT_CXXFLAGS) $(JSONCPP_CFLAGS) $(CURL_CFLAGS)
+tests_unit_test_http_json_LDADD = tokenhelper/libtokenhelper.la $(UNIT_LDADD)
+TESTS += tests/unit/test_http_json
+# libFuzzer target for the three reply parsers; see fuzz/README.
+EXTRA_DIST += fuzz/fuzz_oauth.cc

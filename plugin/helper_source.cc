@@ -1,0 +1,192 @@
+#include "plugin/helper_source.h"
+
+#include "common/protocol.h"
+#include "plugin/subprocess.h"
+#include "plugin/wire.h"
+
+#include <cstring>
+#include <string.h>
+
+extern char** environ;
+
+namespace mailoauth::plugin {
+
+namespace {
+
+constexpr const char* kPath = "PATH=/usr/local/bin:/usr/bin:/bin";
+
+bool allowed_name(std::string_view name) {
+    static const char* const exact[] = {
+        "HOME", "LANG", "LANGUAGE", "TZ", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_RUNTIME_DIR", nullptr,
+    };
+    for (const char* const* e = exact; *e; ++e)
+        if (name == *e) return true;
+    return name.substr(0, 3) == "LC_" || name.substr(0, 10) == "MAILOAUTH_";
+}
+
+std::string signal_name(int sig) {
+    const char* abbrev = sigabbrev_np(sig);
+    return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+bool parse_epoch(const std::string& s, long long& out) {
+    if (s.empty() || s.size() > 12) return false;
+    long long n = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return false;
+        n = n * 10 + (c - '0');
+    }
+    out = n;
+    return true;
+}
+
+// The helper's own words for a failure: "error_description" (or "error"),
+// sanitized; empty when it said nothing parseable.
+std::string helper_says(const protocol::Message& msg) {
+    std::string d = msg.get_or("error_description", "");
+    if (d.empty()) d = msg.get_or("error", "");
+    return wire::sanitize(d, 300);
+}
+
+}  // namespace
+
+HelperSource::HelperSource(std::string path, long timeout_s, std::string store, std::string config_hint)
+    : path_(std::move(path)), timeout_s_(timeout_s), store_(std::move(store)),
+      config_hint_(std::move(config_hint)) {}
+
+std::vector<std::string> HelperSource::clean_environment(const std::string& store) {
+    std::vector<std::string> env;
+    bool have_store = false;
+    for (char** e = environ; e && *e; ++e) {
+        std::string_view kv(*e);
+        std::size_t eq = kv.find('=');
+        if (eq == std::string_view::npos || eq == 0) continue;
+        std::string_view name = kv.substr(0, eq);
+        if (!allowed_name(name)) continue;
+        if (name == "MAILOAUTH_STORE") have_store = true;
+        env.emplace_back(kv);
+    }
+    env.emplace_back(kPath);
+    if (!have_store && !store.empty()) env.push_back("MAILOAUTH_STORE=" + store);
+    return env;
+}
+
+void HelperSource::fetch(const TokenRequest& req, TokenReply& reply) {
+    reply = TokenReply();
+    const std::string who = "the token helper " + path_;
+
+    protocol::Message msg;
+    bool ok = msg.set("version", "1") && msg.set("account", req.account) &&
+              msg.set("protocol", req.protocol) && msg.set("mechanism", req.mechanism);
+    if (ok && !req.host.empty()) ok = msg.set("host", req.host);
+    if (ok && !req.port.empty()) ok = msg.set("port", req.port);
+    if (ok && req.force_refresh) ok = msg.set("force_refresh", "1");
+    if (!ok) {
+        reply.message = "the account, service or host name contains characters that cannot be sent "
+                        "to the token helper";
+        return;
+    }
+
+    RunOptions opts;
+    opts.path = path_;
+    opts.argv = {path_, "get"};
+    opts.env = clean_environment(store_);
+    opts.input = protocol::serialize(msg);
+    opts.max_output = protocol::kMaxMessage;
+    opts.timeout_ms = timeout_s_ * 1000;
+    RunResult run_result;
+    run(opts, run_result);
+
+    switch (run_result.end) {
+    case RunResult::End::SpawnFailed:
+        reply.message = "cannot run " + who + ": " + std::strerror(run_result.error) +
+                        "; install mailoauth, or set 'helper' in " + config_hint_ +
+                        " (inside a chroot the helper must exist there too)";
+        return;
+    case RunResult::End::TimedOut:
+        reply.status = TokenStatus::TryAgain;
+        reply.message = who + " did not answer within " + std::to_string(timeout_s_) +
+                        " s and was stopped; check that the identity provider can be reached "
+                        "(run 'mailoauth status " + wire::sanitize(req.account, 200) + "')";
+        return;
+    case RunResult::End::TooMuchOutput:
+        reply.message = who + " printed more than " + std::to_string(protocol::kMaxMessage / 1024) +
+                        " KiB and was stopped; is 'helper' in " + config_hint_ + " really mailoauth?";
+        return;
+    case RunResult::End::Signaled:
+        reply.message = who + " was killed by " + signal_name(run_result.signal);
+        return;
+    case RunResult::End::StatusLost:
+    case RunResult::End::Exited:
+        break;
+    }
+
+    protocol::Message answer;
+    protocol::ParseResult pr = protocol::parse(run_result.output, answer);
+    const int code = run_result.end == RunResult::End::Exited ? run_result.exit_code : 0;
+    const std::string says = pr.ok ? helper_says(answer) : std::string();
+    const std::string because = says.empty() ? std::string() : ": " + says;
+
+    switch (code) {
+    case 0:
+        break;
+    case 75:
+        reply.status = TokenStatus::TryAgain;
+        reply.message = who + " reports a temporary failure" + because;
+        return;
+    case 77:
+        reply.status = TokenStatus::Relogin;
+        reply.message = says.empty() ? std::string("the stored login is no longer valid") : says;
+        return;
+    case 78:
+        reply.status = TokenStatus::Config;
+        reply.message = says.empty() ? std::string("configuration error") : says;
+        return;
+    case 64:
+    case 65:
+        reply.message = who + " refused the request (exit " + std::to_string(code) + ")" + because;
+        return;
+    default:
+        reply.message = who + " failed with exit status " + std::to_string(code) + because;
+        return;
+    }
+
+    if (run_result.output.empty()) {
+        reply.message = who + " printed no reply";
+        return;
+    }
+    if (!pr.ok) {
+        reply.message = who + " printed a malformed reply (line " + std::to_string(pr.line) + ": " +
+                        wire::sanitize(pr.error, 100) + ")";
+        return;
+    }
+    if (answer.has("error")) {
+        reply.message = who + " reports an error" + because;
+        return;
+    }
+    const std::string* token = answer.get("access_token");
+    if (token == nullptr || token->empty()) {
+        reply.message = who + " replied without an access_token";
+        return;
+    }
+    if (!wire::valid_bearer_token(*token)) {
+        reply.message = who + " returned an access token with characters a bearer token cannot have";
+        return;
+    }
+    long long expires = 0;
+    if (!parse_epoch(answer.get_or("expires_at", ""), expires)) {
+        reply.message = who + " replied without a valid expires_at";
+        return;
+    }
+    std::string user = answer.get_or("user", "");
+    if (!user.empty() && !wire::valid_wire_name(user)) {
+        reply.message = who + " returned a user name with control characters";
+        return;
+    }
+    reply.status = TokenStatus::Ok;
+    reply.token = Secret(*token);
+    reply.expires_at = expires;
+    reply.user = std::move(user);
+}
+
+}  // namespace mailoauth::plugin

@@ -1,0 +1,72 @@
+// The XOAUTH2 and OAUTHBEARER client state machine.
+//
+//   start ──step(empty)──▶ initial response sent ──step(empty)──▶ done (SASL_OK)
+//                                  │
+//                                  └─step(error JSON)──▶ error reply sent
+//
+// After the initial response the mechanism returns SASL_CONTINUE rather
+// than SASL_OK: a server that refuses the token sends an error challenge
+// (base64 JSON, decoded by the application) that must be answered before
+// it reports the failure: with an empty response for XOAUTH2, with a single
+// ^A for OAUTHBEARER (RFC 7628 section 3.2.3).
+#ifndef MAILOAUTH_PLUGIN_MECHANISM_H
+#define MAILOAUTH_PLUGIN_MECHANISM_H
+
+#include "common/secret.h"
+#include "plugin/settings.h"
+#include "plugin/token_cache.h"
+#include "plugin/token_source.h"
+
+#include <sasl/sasl.h>
+#include <sasl/saslplug.h>
+
+#include <memory>
+#include <string>
+
+namespace mailoauth::plugin {
+
+enum class Mech { XOAuth2, OAuthBearer };
+
+// Process-wide state shared by every connection (the plug table's
+// glob_context points at it).
+struct PluginState {
+    Settings settings;
+    TokenCache cache;
+    std::unique_ptr<TokenSource> source;
+
+    // Re-reads the configuration and forgets cached tokens.
+    void init();
+};
+
+PluginState& plugin_state();
+
+class Connection {
+public:
+    explicit Connection(Mech mech) : mech_(mech) {}
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    int step(sasl_client_params_t* params, const char* serverin, unsigned serverinlen,
+             sasl_interact_t** prompt_need, const char** clientout, unsigned* clientoutlen,
+             sasl_out_params_t* oparams);
+
+private:
+    enum class State { Start, ResponseSent, ErrorReplySent };
+
+    int initial_response(sasl_client_params_t* params, sasl_interact_t** prompt_need,
+                         const char** clientout, unsigned* clientoutlen, sasl_out_params_t* oparams);
+    int error_challenge(sasl_client_params_t* params, const char* serverin, unsigned serverinlen,
+                        const char** clientout, unsigned* clientoutlen);
+    const char* name() const { return mech_ == Mech::XOAuth2 ? "XOAUTH2" : "OAUTHBEARER"; }
+
+    Mech mech_;
+    State state_ = State::Start;
+    std::string account_;
+    Secret token_;     // the token sent, to mark it if the server refuses it
+    std::string out_;  // what *clientout points at; holds the token: wiped
+};
+
+}  // namespace mailoauth::plugin
+
+#endif

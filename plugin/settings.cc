@@ -1,0 +1,70 @@
+#include "plugin/settings.h"
+
+#include "plugin/log.h"
+
+#include <cstdlib>
+
+#ifndef MAILOAUTH_BINDIR
+#define MAILOAUTH_BINDIR "/usr/bin"
+#endif
+
+namespace mailoauth::plugin {
+
+void Settings::load() {
+    *this = Settings();
+    log_level = SASL_LOG_NOTE;
+    bool explicit_path = false;
+    config_path = config::default_path(explicit_path);
+    config::Error err;
+    if (!config::load_file(config_path, !explicit_path, cfg, err)) {
+        error = err.describe();
+        if (!explicit_path && err.line == 0) error += " (set MAILOAUTH_CONFIG to use another file)";
+        return;
+    }
+
+    const char* env_helper = std::getenv("MAILOAUTH_HELPER");
+    if (env_helper && *env_helper) {
+        helper = env_helper;
+        if (helper[0] != '/') {
+            error = "MAILOAUTH_HELPER must be an absolute path, not '" + helper + "'";
+            return;
+        }
+    } else if (const config::Entry* e = cfg.lookup("", "helper")) {
+        helper = e->value;
+        if (helper.empty() || helper[0] != '/') {
+            error = config_path + ":" + std::to_string(e->line) +
+                    ": 'helper' must be an absolute path, e.g. " MAILOAUTH_BINDIR "/mailoauth";
+            return;
+        }
+    } else {
+        helper = MAILOAUTH_BINDIR "/mailoauth";
+    }
+
+    store = cfg.get("", "store", "");
+    if (!config::get_int(cfg, "", "timeout", 1, 600, kDefaultTimeout, timeout, err)) {
+        error = err.describe();
+        return;
+    }
+    if (const config::Entry* e = cfg.lookup("", "log_level")) {
+        if (!parse_log_level(e->value, log_level)) {
+            error = config_path + ":" + std::to_string(e->line) + ": unknown log_level '" + e->value +
+                    "' (none, error, warning, notice, debug or trace)";
+            return;
+        }
+    }
+    // Catch a bad global refresh_margin now rather than on first use.
+    long margin = 0;
+    std::string merr;
+    if (!refresh_margin("", margin, merr)) error = merr;
+}
+
+bool Settings::refresh_margin(const std::string& account, long& margin, std::string& err) const {
+    config::Error e;
+    if (!config::get_int(cfg, account, "refresh_margin", 0, 3000, kDefaultRefreshMargin, margin, e)) {
+        err = e.describe();
+        return false;
+    }
+    return true;
+}
+
+}  // namespace mailoauth::plugin

@@ -1,0 +1,655 @@
+"""Protocol conformance of the fake identity provider (tests/fake/fake_idp.py).
+
+The other tests trust the fake to behave like Microsoft's v2.0 endpoints;
+this module checks that it does, plus its test controls.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+import fakeidp  # noqa: E402
+import testca  # noqa: E402
+from fakeidp import DEVICE_GRANT, FakeIdP  # noqa: E402
+
+SCOPE = ("https://outlook.office.com/IMAP.AccessAsUser.All "
+         "https://outlook.office.com/SMTP.Send offline_access")
+GUID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                     r"[0-9a-f]{12}$")
+
+WORK = None
+
+
+def setUpModule():
+    global WORK
+    WORK = tempfile.mkdtemp(prefix="test_fake_idp.")
+
+
+def tearDownModule():
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+class Base(unittest.TestCase):
+    """One fake for the whole class, reset before each test."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.idp = FakeIdP(os.path.join(WORK, cls.__name__), interval=0,
+                          access_lifetime=3600,
+                          client_ids=("11111111-2222-3333-4444-555555555555",
+                                      "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
+                          ca=os.path.join(WORK, "ca"))
+        cls.idp.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.idp.stop()
+
+    def setUp(self):
+        self.idp.reset()
+
+    # helpers
+    def devicecode(self, scope=SCOPE, tenant="organizations", client_id=None):
+        return self.idp.post_form(self.idp.devicecode_url(tenant), {
+            "client_id": client_id or self.idp.client_id, "scope": scope})
+
+    def new_code(self, scope=SCOPE, tenant="organizations"):
+        status, _, body = self.devicecode(scope, tenant)
+        self.assertEqual(status, 200, body)
+        return body
+
+    def poll(self, device_code, tenant="organizations", client_id=None):
+        return self.idp.post_form(self.idp.token_url(tenant), {
+            "grant_type": DEVICE_GRANT,
+            "client_id": client_id or self.idp.client_id,
+            "device_code": device_code})
+
+    def refresh(self, rt, scope=None, client_id=None, tenant="organizations"):
+        form = {"grant_type": "refresh_token",
+                "client_id": client_id or self.idp.client_id,
+                "refresh_token": rt}
+        if scope is not None:
+            form["scope"] = scope
+        return self.idp.post_form(self.idp.token_url(tenant), form)
+
+    def login(self, username="alice@example.com", scope=SCOPE):
+        dc = self.new_code(scope)
+        self.idp.approve(dc["user_code"], username=username)
+        status, _, body = self.poll(dc["device_code"])
+        self.assertEqual(status, 200, body)
+        return body
+
+    def assertOAuthError(self, resp, error, code, status=400):
+        st, headers, body = resp
+        self.assertEqual(st, status, body)
+        self.assertEqual(headers.get("Content-Type"),
+                         "application/json; charset=utf-8")
+        self.assertIsInstance(body, dict)
+        self.assertEqual(body["error"], error)
+        self.assertTrue(body["error_description"].startswith(
+            "AADSTS%d: " % code), body["error_description"])
+        self.assertEqual(body["error_codes"], [code])
+        self.assertRegex(body["timestamp"],
+                         r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$")
+        self.assertRegex(body["trace_id"], UUID_RE)
+        self.assertRegex(body["correlation_id"], UUID_RE)
+        return body
+
+
+class DeviceCode(Base):
+    def test_success_fields(self):
+        st, headers, body = self.devicecode()
+        self.assertEqual(st, 200)
+        self.assertTrue(headers["Content-Type"].startswith("application/json"))
+        self.assertEqual(set(body), {"user_code", "device_code",
+                                     "verification_uri", "expires_in",
+                                     "interval", "message"})
+        self.assertEqual(body["verification_uri"],
+                         "https://microsoft.com/devicelogin")
+        self.assertEqual(body["expires_in"], 900)
+        self.assertEqual(body["interval"], 0)
+        self.assertRegex(body["user_code"], r"^[A-Z0-9]{8}$")
+        self.assertGreaterEqual(len(body["device_code"]), 40)
+        self.assertIn(body["user_code"], body["message"])
+        self.assertIn("https://microsoft.com/devicelogin", body["message"])
+
+    def test_configurable_interval_and_expiry(self):
+        self.idp.set_config(interval=7, device_expires=123)
+        body = self.new_code()
+        self.assertEqual((body["interval"], body["expires_in"]), (7, 123))
+
+    def test_tenants_accepted(self):
+        for tenant in ("common", "organizations", "consumers", GUID,
+                       "contoso.onmicrosoft.com"):
+            self.assertEqual(self.devicecode(tenant=tenant)[0], 200, tenant)
+
+    def test_unknown_tenant(self):
+        body = self.assertOAuthError(
+            self.devicecode(tenant="nosuchtenant.example"),
+            "invalid_request", 90002)
+        self.assertIn("Tenant", body["error_description"])
+
+    def test_unknown_client(self):
+        body = self.assertOAuthError(
+            self.devicecode(client_id="99999999-0000-0000-0000-000000000000"),
+            "unauthorized_client", 700016)
+        self.assertIn("99999999-0000-0000-0000-000000000000",
+                      body["error_description"])
+
+    def test_missing_fields(self):
+        url = self.idp.devicecode_url()
+        self.assertOAuthError(self.idp.post_form(url, {"scope": SCOPE}),
+                              "invalid_request", 900144)
+        self.assertOAuthError(
+            self.idp.post_form(url, {"client_id": self.idp.client_id}),
+            "invalid_request", 900144)
+
+    def test_get_is_405(self):
+        req = urllib.request.Request(self.idp.devicecode_url(), method="GET")
+        st, headers, body = self.idp._open(req, 5)
+        self.assertEqual(st, 405)
+        self.assertIn("POST", headers.get("Allow", ""))
+        self.assertEqual(body["error"], "invalid_request")
+
+    def test_wrong_content_type(self):
+        req = urllib.request.Request(
+            self.idp.devicecode_url(), method="POST",
+            data=json.dumps({"client_id": self.idp.client_id,
+                             "scope": SCOPE}).encode(),
+            headers={"Content-Type": "application/json"})
+        st, _, body = self.idp._open(req, 5)
+        self.assertEqual(st, 400)
+        self.assertEqual(body["error"], "invalid_request")
+
+    def test_body_too_large(self):
+        st, _, _ = self.idp.post_form(self.idp.devicecode_url(),
+                                      {"client_id": self.idp.client_id,
+                                       "scope": "x" * 70000})
+        self.assertEqual(st, 413)
+
+    def test_unknown_path(self):
+        req = urllib.request.Request(self.idp.base_url + "/nothing/here",
+                                     method="GET")
+        self.assertEqual(self.idp._open(req, 5)[0], 404)
+
+
+class DeviceFlow(Base):
+    def test_pending_then_approved(self):
+        dc = self.new_code("openid profile " + SCOPE)
+        self.assertOAuthError(self.poll(dc["device_code"]),
+                              "authorization_pending", 70016)
+        self.assertEqual(self.idp.pending_codes(), [dc["user_code"]])
+        self.assertEqual(self.idp.wait_for_pending(1), dc["user_code"])
+        self.idp.approve(dc["user_code"], username="bob@example.com")
+        self.assertEqual(self.idp.pending_codes(), [])
+        st, headers, tok = self.poll(dc["device_code"])
+        self.assertEqual(st, 200, tok)
+        self.assertEqual(tok["token_type"], "Bearer")
+        self.assertEqual(tok["expires_in"], 3600)
+        self.assertEqual(tok["ext_expires_in"], 3600)
+        self.assertNotIn("offline_access", tok["scope"].split())
+        self.assertIn("https://outlook.office.com/IMAP.AccessAsUser.All",
+                      tok["scope"].split())
+        self.assertGreaterEqual(len(tok["access_token"]), 40)
+        self.assertRegex(tok["access_token"], r"^[A-Za-z0-9_\-]+$")
+        self.assertTrue(tok["refresh_token"])
+        # id_token: unsigned JWT with preferred_username.
+        parts = tok["id_token"].split(".")
+        self.assertEqual(len(parts), 3)
+        payload = json.loads(fakeidp_b64(parts[1]))
+        self.assertEqual(payload["preferred_username"], "bob@example.com")
+        self.assertEqual(payload["aud"], self.idp.client_id)
+        self.assertEqual(self.idp.introspect(tok["access_token"])["username"],
+                         "bob@example.com")
+
+    def test_no_id_token_without_openid(self):
+        tok = self.login(scope=SCOPE)
+        self.assertNotIn("id_token", tok)
+
+    def test_no_refresh_token_without_offline_access(self):
+        tok = self.login(scope="https://outlook.office.com/SMTP.Send")
+        self.assertNotIn("refresh_token", tok)
+        self.assertEqual(tok["scope"], "https://outlook.office.com/SMTP.Send")
+
+    def test_redeemable_once(self):
+        dc = self.new_code()
+        self.idp.approve()
+        self.assertEqual(self.poll(dc["device_code"])[0], 200)
+        self.assertOAuthError(self.poll(dc["device_code"]),
+                              "invalid_grant", 70000)
+
+    def test_declined(self):
+        dc = self.new_code()
+        self.idp.decline()
+        self.assertOAuthError(self.poll(dc["device_code"]),
+                              "authorization_declined", 70000)
+
+    def test_expired_by_control(self):
+        dc = self.new_code()
+        self.idp.expire(dc["user_code"])
+        self.assertOAuthError(self.poll(dc["device_code"]),
+                              "expired_token", 70020)
+
+    def test_expired_by_time(self):
+        self.idp.set_config(device_expires=1)
+        dc = self.new_code()
+        time.sleep(1.1)
+        self.assertEqual(self.idp.pending_codes(), [])
+        self.assertOAuthError(self.poll(dc["device_code"]),
+                              "expired_token", 70020)
+
+    def test_bad_verification_code(self):
+        self.assertOAuthError(self.poll("not-a-device-code"),
+                              "bad_verification_code", 70018)
+        dc = self.new_code()
+        self.assertOAuthError(
+            self.poll(dc["device_code"],
+                      client_id="aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
+            "bad_verification_code", 70018)
+        self.assertOAuthError(self.poll(dc["device_code"], tenant="common"),
+                              "bad_verification_code", 70018)
+
+    def test_slow_down_when_polled_too_fast(self):
+        self.idp.set_config(interval=1)
+        dc = self.new_code()
+        self.assertOAuthError(self.poll(dc["device_code"]),
+                              "authorization_pending", 70016)
+        self.assertOAuthError(self.poll(dc["device_code"]), "slow_down", 70016)
+        time.sleep(1.0)
+        self.assertOAuthError(self.poll(dc["device_code"]),
+                              "authorization_pending", 70016)
+
+    def test_approve_specific_and_latest(self):
+        a = self.new_code()
+        b = self.new_code()
+        self.idp.approve(a["user_code"], "a@example.com")
+        self.idp.approve(None, "b@example.com")   # the latest pending
+        ta = self.poll(a["device_code"])[2]
+        tb = self.poll(b["device_code"])[2]
+        self.assertEqual(self.idp.introspect(ta["access_token"])["username"],
+                         "a@example.com")
+        self.assertEqual(self.idp.introspect(tb["access_token"])["username"],
+                         "b@example.com")
+        with self.assertRaises(fakeidp.FakeIdPError):
+            self.idp.approve()
+
+    def test_auto_approve(self):
+        self.idp.set_auto_approve(0.2, "carol@example.com")
+        dc = self.new_code()
+        self.assertOAuthError(self.poll(dc["device_code"]),
+                              "authorization_pending", 70016)
+        deadline = time.monotonic() + 5
+        while True:
+            st, _, body = self.poll(dc["device_code"])
+            if st == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(st, 200, body)
+        self.assertIn("fake-idp: the user at the browser approved code %s as "
+                      "carol@example.com" % dc["user_code"],
+                      self.idp.stdout_text())
+
+    def test_unsupported_and_missing_grant_type(self):
+        url = self.idp.token_url()
+        self.assertOAuthError(
+            self.idp.post_form(url, {"grant_type": "password",
+                                     "client_id": self.idp.client_id}),
+            "unsupported_grant_type", 70003)
+        self.assertOAuthError(
+            self.idp.post_form(url, {"client_id": self.idp.client_id}),
+            "invalid_request", 900144)
+        self.assertOAuthError(
+            self.idp.post_form(url, {"grant_type": DEVICE_GRANT,
+                                     "client_id": self.idp.client_id}),
+            "invalid_request", 900144)
+        self.assertOAuthError(
+            self.idp.post_form(url, {"grant_type": "refresh_token",
+                                     "client_id": self.idp.client_id}),
+            "invalid_request", 900144)
+        self.assertOAuthError(
+            self.idp.post_form(url, {"grant_type": DEVICE_GRANT,
+                                     "device_code": "x"}),
+            "invalid_request", 900144)
+
+    def test_token_unknown_client(self):
+        self.assertOAuthError(
+            self.poll("x", client_id="99999999-0000-0000-0000-000000000000"),
+            "unauthorized_client", 700016)
+
+
+def fakeidp_b64(s):
+    import base64
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)).decode()
+
+
+class Refresh(Base):
+    def test_rotation_old_stays_valid(self):
+        tok = self.login()
+        st, _, new = self.refresh(tok["refresh_token"])
+        self.assertEqual(st, 200, new)
+        self.assertNotEqual(new["refresh_token"], tok["refresh_token"])
+        self.assertNotEqual(new["access_token"], tok["access_token"])
+        self.assertNotIn("offline_access", new["scope"].split())
+        self.assertEqual(self.idp.introspect(new["access_token"])["username"],
+                         "alice@example.com")
+        # Microsoft does not revoke the previous refresh token.
+        self.assertEqual(self.refresh(tok["refresh_token"])[0], 200)
+        self.assertEqual(self.refresh(new["refresh_token"])[0], 200)
+
+    def test_rotation_revokes_old(self):
+        self.idp.set_rotation_revokes_old(True)
+        tok = self.login()
+        st, _, new = self.refresh(tok["refresh_token"])
+        self.assertEqual(st, 200)
+        self.assertOAuthError(self.refresh(tok["refresh_token"]),
+                              "invalid_grant", 50173)
+        self.assertEqual(self.refresh(new["refresh_token"])[0], 200)
+
+    def test_unknown_refresh_token(self):
+        self.assertOAuthError(self.refresh("M.C5nope"), "invalid_grant", 70000)
+
+    def test_refresh_token_bound_to_client(self):
+        tok = self.login()
+        self.assertOAuthError(
+            self.refresh(tok["refresh_token"],
+                         client_id="aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
+            "invalid_grant", 70000)
+
+    def test_revoked_and_expired(self):
+        a = self.login("alice@example.com")
+        b = self.login("bob@example.com")
+        self.assertEqual(self.idp.revoke_refresh_tokens("alice@example.com"), 1)
+        self.assertOAuthError(self.refresh(a["refresh_token"]),
+                              "invalid_grant", 50173)
+        self.assertEqual(self.refresh(b["refresh_token"])[0], 200)
+        self.idp.revoke_refresh_tokens(reason="expired")
+        body = self.assertOAuthError(self.refresh(b["refresh_token"]),
+                                     "invalid_grant", 700082)
+        self.assertIn("inactivity", body["error_description"])
+
+    def test_scope_subset_and_extra(self):
+        tok = self.login()
+        st, _, new = self.refresh(
+            tok["refresh_token"],
+            scope="https://outlook.office.com/SMTP.Send offline_access")
+        self.assertEqual(st, 200, new)
+        self.assertEqual(new["scope"], "https://outlook.office.com/SMTP.Send")
+        self.assertOAuthError(
+            self.refresh(tok["refresh_token"],
+                         scope="https://graph.microsoft.com/Mail.Read"),
+            "invalid_grant", 65001)
+
+    def test_access_lifetime(self):
+        self.idp.set_access_lifetime(120)
+        tok = self.login()
+        self.assertEqual(tok["expires_in"], 120)
+        info = self.idp.introspect(tok["access_token"])
+        self.assertAlmostEqual(info["exp"], time.time() + 120, delta=5)
+        self.idp.set_access_lifetime(0)
+        st, _, new = self.refresh(tok["refresh_token"])
+        self.assertEqual(new["expires_in"], 0)
+        self.assertFalse(self.idp.valid_access_token(new["access_token"]))
+
+
+class Introspection(Base):
+    def get(self, url, headers=None):
+        req = urllib.request.Request(url, headers=headers or {})
+        return self.idp._open(req, 5)
+
+    def test_modes(self):
+        tok = self.login()["access_token"]
+        info = self.idp.introspect(tok)        # post mode
+        self.assertTrue(info["active"])
+        self.assertEqual(info["username"], "alice@example.com")
+        self.assertEqual(info["email"], "alice@example.com")
+        self.assertEqual(info["client_id"], self.idp.client_id)
+        self.assertIn("exp", info)
+        self.assertIn("scope", info)
+        st, _, body = self.get(self.idp.introspect_url + "?token=" + tok)
+        self.assertTrue(body["active"])
+        st, _, body = self.get(self.idp.introspect_url,
+                               {"Authorization": "Bearer " + tok})
+        self.assertTrue(body["active"])
+        st, _, body = self.get(self.idp.introspect_url + "/" + tok)
+        self.assertTrue(body["active"])
+        self.assertEqual(self.idp.counters()["introspect"], 4)
+
+    def test_inactive(self):
+        self.assertEqual(self.idp.introspect("nope"), {"active": False})
+        st, _, body = self.get(self.idp.introspect_url)
+        self.assertEqual(body, {"active": False})
+        a = self.login("alice@example.com")["access_token"]
+        b = self.login("bob@example.com")["access_token"]
+        self.idp.revoke_access_tokens("alice@example.com")
+        self.assertFalse(self.idp.valid_access_token(a))
+        self.assertTrue(self.idp.valid_access_token(b))
+        self.idp.revoke_access_tokens()
+        self.assertFalse(self.idp.valid_access_token(b))
+
+
+class Faults(Base):
+    def test_status_with_retry_after(self):
+        self.idp.fault("token", "status", status=429, retry_after=7)
+        st, headers, body = self.poll("x")
+        self.assertEqual(st, 429)
+        self.assertEqual(headers.get("Retry-After"), "7")
+        self.assertTrue(body["error_description"].startswith("AADSTS"))
+        # one-shot: the next request is normal again
+        self.assertOAuthError(self.poll("x"), "bad_verification_code", 70018)
+
+    def test_status_count(self):
+        self.idp.fault("devicecode", "status", count=2, status=503)
+        self.assertEqual(self.devicecode()[0], 503)
+        self.assertEqual(self.devicecode()[0], 503)
+        self.assertEqual(self.devicecode()[0], 200)
+
+    def test_grant_type_filter(self):
+        tok = self.login()
+        self.idp.fault("token", "status", grant_type="refresh_token",
+                       status=500)
+        self.assertOAuthError(self.poll("x"), "bad_verification_code", 70018)
+        self.assertEqual(self.refresh(tok["refresh_token"])[0], 500)
+        self.assertEqual(self.refresh(tok["refresh_token"])[0], 200)
+
+    def test_delay(self):
+        self.idp.fault("devicecode", "delay", seconds=0.6)
+        t0 = time.monotonic()
+        st, _, _ = self.devicecode()
+        self.assertGreaterEqual(time.monotonic() - t0, 0.55)
+        self.assertEqual(st, 200)
+
+    def test_delay_exceeds_client_timeout(self):
+        self.idp.fault("devicecode", "delay", seconds=2)
+        with self.assertRaises((TimeoutError, socket.timeout,
+                                urllib.error.URLError)):
+            self.idp.post_form(self.idp.devicecode_url(),
+                               {"client_id": self.idp.client_id,
+                                "scope": SCOPE}, timeout=0.5)
+
+    def test_malformed(self):
+        self.idp.fault("token", "malformed")
+        st, headers, body = self.poll("x")
+        self.assertEqual(st, 200)
+        self.assertIsInstance(body, bytes)
+        self.assertTrue(headers["Content-Type"].startswith("application/json"))
+        with self.assertRaises(ValueError):
+            json.loads(body)
+
+    def test_html(self):
+        self.idp.fault("token", "html")
+        st, headers, body = self.poll("x")
+        self.assertEqual(st, 502)
+        self.assertTrue(headers["Content-Type"].startswith("text/html"))
+        self.assertIn(b"<html>", body)
+
+    def test_huge(self):
+        self.idp.fault("token", "huge")
+        st, headers, body = self.poll("x")
+        self.assertEqual(st, 200)
+        self.assertEqual(int(headers["Content-Length"]), 5 * 1024 * 1024)
+        self.assertEqual(len(json.dumps(body)) > 5_000_000, True)
+
+    def test_slow_down(self):
+        dc = self.new_code()
+        self.idp.fault("token", "slow_down", grant_type=DEVICE_GRANT)
+        self.assertOAuthError(self.poll(dc["device_code"]), "slow_down", 70016)
+        self.assertOAuthError(self.poll(dc["device_code"]),
+                              "authorization_pending", 70016)
+
+    def test_arbitrary_error(self):
+        self.idp.fault("token", "error", error="invalid_grant",
+                       error_codes=[50076, 50079],
+                       error_description="Due to a configuration change "
+                       "you must use multi-factor authentication.")
+        st, _, body = self.poll("x")
+        self.assertEqual(st, 400)
+        self.assertEqual(body["error"], "invalid_grant")
+        self.assertEqual(body["error_codes"], [50076, 50079])
+        self.assertTrue(body["error_description"].startswith("AADSTS50076: "))
+
+    def test_reset(self):
+        self.idp.fault("token", "reset")
+        with self.assertRaises((ConnectionError, urllib.error.URLError,
+                                ssl.SSLError, OSError)):
+            self.poll("x")
+        self.assertOAuthError(self.poll("x"), "bad_verification_code", 70018)
+
+    def test_bad_fault_rejected(self):
+        with self.assertRaises(fakeidp.FakeIdPError):
+            self.idp.fault("token", "no-such-kind")
+        with self.assertRaises(fakeidp.FakeIdPError):
+            self.idp.fault("nowhere", "status")
+
+
+class Observation(Base):
+    def test_counters_and_requests(self):
+        tok = self.login()
+        self.refresh(tok["refresh_token"])
+        self.idp.introspect(tok["access_token"])
+        c = self.idp.counters()
+        self.assertEqual(c["devicecode"], 1)
+        self.assertEqual(c["token"], 2)
+        self.assertEqual(c["grant:device_code"], 1)
+        self.assertEqual(c["grant:refresh_token"], 1)
+        self.assertEqual(c["introspect"], 1)
+        reqs = self.idp.requests()
+        self.assertEqual([(r["path"], r["grant_type"], r["status"])
+                          for r in reqs],
+                         [("/organizations/oauth2/v2.0/devicecode", None, 200),
+                          ("/organizations/oauth2/v2.0/token", "device_code",
+                           200),
+                          ("/organizations/oauth2/v2.0/token", "refresh_token",
+                           200),
+                          ("/_fake/introspect", None, 200)])
+        ts = [r["t"] for r in reqs]
+        self.assertEqual(ts, sorted(ts))
+        # Same clock as the test's time.monotonic().
+        self.assertLess(abs(ts[-1] - time.monotonic()), 5)
+        self.idp.reset_counters()
+        self.assertEqual(self.idp.counters(),
+                         {"devicecode": 0, "token": 0, "introspect": 0})
+        self.assertEqual(self.idp.requests(), [])
+
+    def test_faults_are_counted(self):
+        self.idp.fault("token", "status", status=500)
+        self.poll("x")
+        self.assertEqual(self.idp.requests()[-1]["status"], 500)
+        self.assertEqual(self.idp.counters()["grant:device_code"], 1)
+
+    def test_secrets_listed_and_not_logged(self):
+        dc = self.new_code("openid " + SCOPE)
+        self.idp.approve()
+        tok = self.poll(dc["device_code"])[2]
+        new = self.refresh(tok["refresh_token"])[2]
+        self.idp.introspect(tok["access_token"])
+        req = urllib.request.Request(
+            self.idp.introspect_url + "?token=" + new["access_token"])
+        self.idp._open(req, 5)
+        secrets = self.idp.issued_secrets()
+        for s in (dc["device_code"], tok["access_token"],
+                  tok["refresh_token"], tok["id_token"],
+                  new["access_token"], new["refresh_token"]):
+            self.assertIn(s, secrets)
+        self.idp.reset()
+        self.assertIn(tok["access_token"], self.idp.issued_secrets())
+        log = self.idp.stderr_text() + self.idp.stdout_text()
+        for s in secrets:
+            self.assertNotIn(s, log)
+        self.assertNotIn(dc["user_code"], self.idp.stderr_text())
+        self.assertIn("POST /organizations/oauth2/v2.0/token "
+                      "grant_type=refresh_token 200", log)
+
+
+class Lifecycle(unittest.TestCase):
+    def test_cli_options_sigterm_and_untrusted(self):
+        d = os.path.join(WORK, "lifecycle")
+        idp = FakeIdP(d, interval=3, device_expires=60, access_lifetime=77,
+                      auto_approve_after=0.1, auto_approve_user="dave@x.test",
+                      ca=os.path.join(WORK, "ca"))
+        with idp:
+            self.assertTrue(idp.running())
+            self.assertEqual(idp.authority("common"),
+                             idp.base_url + "/common")
+            cfg = idp.config()
+            self.assertEqual((cfg["interval"], cfg["device_expires"],
+                              cfg["access_lifetime"]), (3, 60, 77))
+            st, _, body = idp.post_form(idp.devicecode_url(), {
+                "client_id": idp.client_id, "scope": SCOPE})
+            self.assertEqual(body["interval"], 3)
+            deadline = time.monotonic() + 5
+            while "dave@x.test" not in idp.stdout_text() and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertIn("approved code %s as dave@x.test"
+                          % body["user_code"], idp.stdout_text())
+            proc = idp.proc
+        self.assertIsNone(idp.proc)
+        self.assertEqual(proc.returncode, 0)     # clean exit on SIGTERM
+        self.assertIn("stopped", idp.stderr_text())
+
+        cert, key = testca.untrusted_cert(d)
+        bad = FakeIdP(os.path.join(d, "untrusted"), cert=cert, key=key,
+                      ca=os.path.join(WORK, "ca"))
+        with bad:
+            # A client trusting only ca_file (the test CA) refuses it.
+            ctx = ssl.create_default_context(cafile=bad.ca_file)
+            with self.assertRaises(urllib.error.URLError) as cm:
+                urllib.request.urlopen(bad.devicecode_url(), data=b"x=1",
+                                       context=ctx, timeout=5)
+            self.assertIsInstance(cm.exception.reason,
+                                  ssl.SSLCertVerificationError)
+            # The fake itself stays observable (its control client trusts
+            # the untrusted CA); nothing reached the OAuth endpoints.
+            self.assertEqual(bad.counters()["devicecode"], 0)
+            self.assertIn("TLS handshake failed", bad.stderr_text())
+
+    def test_binds_loopback_only(self):
+        with FakeIdP(os.path.join(WORK, "loopback"),
+                     ca=os.path.join(WORK, "ca")) as idp:
+            with socket.create_connection(("127.0.0.1", idp.port), 2):
+                pass
+            # localhost is in the certificate too.
+            ctx = ssl.create_default_context(cafile=idp.ca_file)
+            with socket.create_connection(("127.0.0.1", idp.port), 2) as s:
+                with ctx.wrap_socket(s, server_hostname="localhost"):
+                    pass
+
+    def test_free_port(self):
+        p = testca.free_port()
+        self.assertTrue(1024 <= p <= 65535)
+
+
+if __name__ == "__main__":
+    import tap
+    tap.main()
