@@ -44,7 +44,9 @@ void log(const sasl_utils_t* utils, int level, const char* fmt, ...) noexcept {
 
 void fail(const sasl_utils_t* utils, int level, const std::string& msg) noexcept {
     if (utils == nullptr) return;
-    if (utils->seterror != nullptr) utils->seterror(utils->conn, 0, "mailoauth: %s", msg.c_str());
+    // SASL_NOLOG: sasl_seterror would log it again at SASL_LOG_FAIL.
+    if (utils->seterror != nullptr)
+        utils->seterror(utils->conn, SASL_NOLOG, "mailoauth: %s", msg.c_str());
     log(utils, level, "%s", msg.c_str());
 }
 

@@ -22,6 +22,21 @@ void PluginState::init() {
                                   settings.config_path));
 }
 
+void PluginState::set_init_warnings(std::vector<std::string> warnings) {
+    std::lock_guard<std::mutex> lock(warnings_mu_);
+    init_warnings_ = std::move(warnings);
+}
+
+void PluginState::replay_init_warnings(const sasl_utils_t* utils) {
+    std::vector<std::string> w;
+    {
+        std::lock_guard<std::mutex> lock(warnings_mu_);
+        if (init_warnings_.empty()) return;
+        w.swap(init_warnings_);
+    }
+    for (const std::string& m : w) log(utils, SASL_LOG_WARN, "%s", m.c_str());
+}
+
 Connection::~Connection() {
     wipe_string(out_);
 }

@@ -21,6 +21,8 @@
 #include <sasl/saslplug.h>
 
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <string>
 
 namespace mailoauth::plugin {
@@ -36,6 +38,15 @@ struct PluginState {
 
     // Re-reads the configuration and forgets cached tokens.
     void init();
+
+    // Warnings found at init, logged once more through the first
+    // connection's utils (the program's own log callback).
+    void set_init_warnings(std::vector<std::string> warnings);
+    void replay_init_warnings(const sasl_utils_t* utils);
+
+private:
+    std::mutex warnings_mu_;
+    std::vector<std::string> init_warnings_;
 };
 
 PluginState& plugin_state();

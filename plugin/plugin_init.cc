@@ -12,6 +12,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <vector>
 
 namespace mailoauth::plugin {
 namespace {
@@ -38,6 +39,7 @@ int mech_new(void* glob, sasl_client_params_t* params, void** conn_context, Mech
     (void)glob;
     return guarded(params ? params->utils : nullptr, [&]() -> int {
         if (params == nullptr || conn_context == nullptr) return SASL_BADPARAM;
+        plugin_state().replay_init_warnings(params->utils);
         Connection* c = new (std::nothrow) Connection(mech);
         if (c == nullptr) return SASL_NOMEM;
         *conn_context = c;
@@ -109,10 +111,10 @@ sasl_client_plug_t g_plugs[] = {
      &mech_step, &mech_dispose, &mech_free, nullptr, nullptr, nullptr},
 };
 
-// Other modules known to register XOAUTH2 or OAUTHBEARER, by file name
+// Other modules that register XOAUTH2 or OAUTHBEARER, by file name
 // (moriyoshi/cyrus-sasl-xoauth2: libxoauth2.so; tarickb/sasl-xoauth2:
 // libsasl-xoauth2.so).  One directory read, no dlopen: init stays cheap.
-void warn_about_rivals(const sasl_utils_t* utils) {
+void find_rivals(const sasl_utils_t* utils, std::vector<std::string>& warnings) {
     sasl_getpath_t* getpath = nullptr;
     void* ctx = nullptr;
     if (utils->getcallback(nullptr, SASL_CB_GETPATH, reinterpret_cast<sasl_callback_ft*>(&getpath),
@@ -136,10 +138,9 @@ void warn_about_rivals(const sasl_utils_t* utils) {
             if (len < 4 || std::strcmp(n + len - 3, ".so") != 0) continue;
             if (std::strstr(n, "xoauth2") == nullptr && std::strstr(n, "oauthbearer") == nullptr)
                 continue;
-            log(utils, SASL_LOG_WARN,
-                "%s/%s also provides XOAUTH2: libsasl2 uses whichever module it loaded last, so "
-                "programs may not get mailoauth's; remove one of them",
-                dir.c_str(), n);
+            warnings.push_back(dir + "/" + n +
+                               " also provides XOAUTH2: libsasl2 uses whichever module it loaded "
+                               "last, so this program may not get mailoauth's; remove one of them");
         }
         ::closedir(d);
     }
@@ -166,7 +167,12 @@ extern "C" __attribute__((visibility("default"))) int sasl_client_plug_init(
         if (!st.settings.error.empty())
             log(utils, SASL_LOG_WARN, "XOAUTH2 and OAUTHBEARER will fail until this is fixed: %s",
                 st.settings.error.c_str());
-        warn_about_rivals(utils);
+        // libsasl2 sends what a plugin logs at init to syslog, not to the
+        // program's log callback: say it again on the first connection.
+        std::vector<std::string> warnings;
+        find_rivals(utils, warnings);
+        for (const std::string& w : warnings) log(utils, SASL_LOG_WARN, "%s", w.c_str());
+        st.set_init_warnings(std::move(warnings));
         return SASL_OK;
     });
     if (r != SASL_OK) return r;

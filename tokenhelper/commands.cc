@@ -524,8 +524,8 @@ int run_command(const std::vector<std::string>& args, HttpClient& http) {
     g.config_path = p.value("config");
     if (p.has("http-timeout") && !parse_seconds(p.value("http-timeout"), 1, 600, g.http_timeout))
         return usage_error("--http-timeout must be a number of seconds from 1 to 600");
-    if (p.has("refresh-margin") && !parse_seconds(p.value("refresh-margin"), 0, 3000, g.refresh_margin))
-        return usage_error("--refresh-margin must be a number of seconds from 0 to 3000");
+    if (p.has("refresh-margin") && !parse_seconds(p.value("refresh-margin"), 0, 86400, g.refresh_margin))
+        return usage_error("--refresh-margin must be a number of seconds from 0 to 86400");
     Environment env;
     std::string err;
     if (!load_environment(g, env, err)) {

@@ -125,7 +125,7 @@ DeviceFlowResult run_device_flow(HttpClient& http, const DeviceFlowParams& p, De
             double t = clock.now();
             if (t >= deadline) {
                 ui.done();
-                return fail(kExitTempFail, "expired_token",
+                return fail(kExitNoPerm, "expired_token",
                             "the code expired before the sign-in was finished; run 'mailoauth login " +
                                 p.account + "' again and complete the sign-in within the time shown");
             }
@@ -181,14 +181,13 @@ DeviceFlowResult run_device_flow(HttpClient& http, const DeviceFlowParams& p, De
                     " s");
             continue;
         }
-        if (!parsed && (r.status >= 500 || r.status == 429)) {
+        bool server_trouble = r.status >= 500 || r.status == 429 ||
+                              (parsed && (oe.error == "temporarily_unavailable" || oe.error == "server_error"));
+        if (server_trouble) {
+            // The provider is having a bad moment; the code stays valid.
             backoff = std::min(kMaxBackoff, backoff == 0 ? interval : backoff * 2);
             ui.note("The identity provider answered HTTP " + std::to_string(r.status) + "; retrying in " +
                     std::to_string(interval + backoff) + " s");
-            continue;
-        }
-        if (parsed && (oe.error == "temporarily_unavailable" || oe.error == "server_error")) {
-            backoff = std::min(kMaxBackoff, backoff == 0 ? interval : backoff * 2);
             continue;
         }
         ui.done();

@@ -27,9 +27,11 @@ struct Aadsts {
 const Aadsts kAadsts[] = {
     // Refresh token no longer usable: sign in again.
     {700082, kExitNoPerm,
-     "The saved sign-in has expired because it was not used for 90 days. Sign in again: {login}."},
+     "The saved sign-in has expired because it was not used for 90 days. Sign in again: "
+     "{login}."},
     {70000, kExitNoPerm,
-     "The saved sign-in (refresh token) was rejected as invalid or revoked. Sign in again: {login}."},
+     "The saved sign-in (refresh token) was rejected as invalid or revoked. Sign in again: "
+     "{login}."},
     {70008, kExitNoPerm,
      "The saved sign-in has reached its maximum age and expired. Sign in again: {login}."},
     {50173, kExitNoPerm,
@@ -46,8 +48,8 @@ const Aadsts kAadsts[] = {
      "Your account must register for multi-factor authentication first. Sign in again and "
      "follow the MFA registration steps in the browser: {login}."},
     {50055, kExitNoPerm,
-     "The account's password has expired. Change it (for example at https://myaccount.microsoft.com) "
-     "and sign in again: {login}."},
+     "The account's password has expired. Change it (for example at "
+     "https://myaccount.microsoft.com) and sign in again: {login}."},
     {50089, kExitNoPerm, "The sign-in took too long and its flow expired. Sign in again: {login}."},
     {50158, kExitNoPerm,
      "An external security challenge (for example a third-party MFA) was not completed. Sign in "
@@ -152,8 +154,10 @@ const Aadsts* find_aadsts(long code) {
 }
 
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
-    for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    std::size_t at = s.find(from);
+    while (at != std::string::npos) {
         s.replace(at, from.size(), to);
+        at = s.find(from, at + to.size());
     }
 }
 
@@ -162,8 +166,9 @@ std::string login_command(const std::string& account) {
 }
 
 std::string consent_url(const ErrorContext& ctx) {
-    std::string authority =
-        ctx.authority.empty() ? std::string("https://login.microsoftonline.com/TENANT") : ctx.authority;
+    std::string authority = ctx.authority.empty()
+                                ? std::string("https://login.microsoftonline.com/TENANT")
+                                : ctx.authority;
     while (!authority.empty() && authority.back() == '/') authority.pop_back();
     return authority + "/adminconsent?client_id=" +
            (ctx.client_id.empty() ? std::string("CLIENT_ID") : percent_encode(ctx.client_id));
@@ -216,7 +221,8 @@ const Word kWords[] = {
     {"invalid_request", kExitConfig,
      "The identity provider rejected the request as malformed. Check --authority, --tenant and "
      "--client-id."},
-    {"invalid_resource", kExitConfig, "A requested scope names an unknown resource. Check --scope."},
+    {"invalid_resource", kExitConfig,
+     "A requested scope names an unknown resource. Check --scope."},
     {"temporarily_unavailable", kExitTempFail,
      "The identity provider is temporarily unavailable. Try again in a few minutes."},
     {"server_error", kExitTempFail,
@@ -307,8 +313,9 @@ Explanation explain_oauth_error(const OAuthError& e, const ErrorContext& ctx) {
         std::string d = e.error_description.substr(0, 300);
         if (d.size() < e.error_description.size()) {
             // Do not end inside a UTF-8 sequence.
-            while (!d.empty() && (static_cast<unsigned char>(d.back()) & 0xc0) == 0x80) d.pop_back();
-            if (!d.empty() && static_cast<unsigned char>(d.back()) >= 0xc0) d.pop_back();
+            auto byte = [&d] { return static_cast<unsigned char>(d.back()); };
+            while (!d.empty() && (byte() & 0xc0) == 0x80) d.pop_back();
+            if (!d.empty() && byte() >= 0xc0) d.pop_back();
             d += "...";
         }
         x.message += " The identity provider says: \"" + d + "\"";

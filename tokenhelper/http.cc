@@ -156,8 +156,13 @@ HttpResult map_curl_error(CURLcode rc, const char* errbuf, const UrlParts& parts
     std::string detail = printable(errbuf);
     if (detail.empty()) detail = curl_easy_strerror(rc);
     const std::string ca =
-        opts.ca_file.empty() ? std::string("the system CA store (or give --ca-file PATH)")
-                             : "the CA file " + opts.ca_file + " given with --ca-file";
+        opts.ca_file.empty()
+            ? std::string("that the system's CA certificates are installed "
+                          "(or give --ca-file PATH)")
+            : "that the CA file " + opts.ca_file +
+                  " given with --ca-file is the one that signed it";
+    const std::string ca_name =
+        opts.ca_file.empty() ? std::string("of the system") : opts.ca_file;
 
     if (too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         return fail(HttpFailure::TooLarge,
@@ -165,10 +170,15 @@ HttpResult map_curl_error(CURLcode rc, const char* errbuf, const UrlParts& parts
                         " bytes; refusing it");
     }
     switch (rc) {
-        case CURLE_PEER_FAILED_VERIFICATION:  // also CURLE_SSL_CACERT since 7.62
-        case CURLE_SSL_ISSUER_ERROR:
         case CURLE_SSL_CACERT_BADFILE:
         case CURLE_SSL_CRL_BADFILE:
+            return fail(HttpFailure::Tls,
+                        "the CA file " + ca_name + " could not be used to check " + origin +
+                            " (" + detail +
+                            "); check the path given with --ca-file and that it holds "
+                            "PEM certificates");
+        case CURLE_PEER_FAILED_VERIFICATION:  // also CURLE_SSL_CACERT since 7.62
+        case CURLE_SSL_ISSUER_ERROR:
         case CURLE_SSL_CERTPROBLEM:
             return fail(HttpFailure::Tls,
                         "the TLS certificate of " + origin + " was not accepted (" + detail +
@@ -224,7 +234,8 @@ bool url_allowed(const std::string& url, bool allow_loopback_http, std::string& 
             return false;
         }
         if (!is_loopback_host(p.host)) {
-            why = "plain http is allowed only to a loopback address (127.0.0.0/8, localhost, [::1])";
+            why = "plain http is allowed only to a loopback address "
+                  "(127.0.0.0/8, localhost, [::1])";
             return false;
         }
         return true;

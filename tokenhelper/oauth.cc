@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 
@@ -232,10 +233,7 @@ bool is_error_word(std::string_view s) {
     return true;
 }
 
-}  // namespace
-
-bool parse_device_code_response(std::string_view body, DeviceCodeResponse& out, std::string& err) {
-    out = DeviceCodeResponse{};
+bool parse_device_code(std::string_view body, DeviceCodeResponse& out, std::string& err) {
     Json::Value root;
     if (!parse_object(body, root, err)) return false;
 
@@ -249,7 +247,6 @@ bool parse_device_code_response(std::string_view body, DeviceCodeResponse& out, 
     out.device_code = Secret(device_code);
     wipe_string(device_code);
     if (out.device_code.empty() || !is_token_chars(out.device_code.reveal())) {
-        out = DeviceCodeResponse{};
         err = "device_code is empty or holds characters that are not allowed";
         return false;
     }
@@ -307,8 +304,7 @@ bool parse_device_code_response(std::string_view body, DeviceCodeResponse& out, 
     return true;
 }
 
-bool parse_token_response(std::string_view body, TokenResponse& out, std::string& err) {
-    out = TokenResponse{};
+bool parse_token(std::string_view body, TokenResponse& out, std::string& err) {
     Json::Value root;
     if (!parse_object(body, root, err)) return false;
 
@@ -327,13 +323,11 @@ bool parse_token_response(std::string_view body, TokenResponse& out, std::string
         if (f == Field::Bad || (f == Field::Missing && sf.required)) {
             if (f == Field::Missing) err = std::string(sf.name) + " is missing";
             wipe_string(value);
-            out = TokenResponse{};
             return false;
         }
         if (!is_token_chars(value) || (sf.required && value.empty())) {
             err = std::string(sf.name) + " is empty or holds characters that are not allowed";
             wipe_string(value);
-            out = TokenResponse{};
             return false;
         }
         *sf.into = Secret(value);
@@ -343,12 +337,11 @@ bool parse_token_response(std::string_view body, TokenResponse& out, std::string
     out.token_type = "Bearer";
     std::string token_type;
     switch (get_string(root, "token_type", kMaxText, token_type, err)) {
-        case Field::Bad: out = TokenResponse{}; return false;
+        case Field::Bad: return false;
         case Field::Missing: break;
         case Field::Ok:
             if (strcasecmp(token_type.c_str(), "bearer") != 0 ||
                 token_type.size() != std::strlen("bearer")) {
-                out = TokenResponse{};
                 err = "token_type is not Bearer";
                 return false;
             }
@@ -356,17 +349,9 @@ bool parse_token_response(std::string_view body, TokenResponse& out, std::string
 
     // RFC 6749 only recommends expires_in; an hour is what Microsoft issues.
     out.expires_in = 3600;
-    if (get_seconds(root, "expires_in", out.expires_in, err) == Field::Bad) {
-        out = TokenResponse{};
-        return false;
-    }
-
-    if (get_string(root, "scope", kMaxText, out.scope, err) == Field::Bad) {
-        out = TokenResponse{};
-        return false;
-    }
+    if (get_seconds(root, "expires_in", out.expires_in, err) == Field::Bad) return false;
+    if (get_string(root, "scope", kMaxText, out.scope, err) == Field::Bad) return false;
     if (has_control(out.scope)) {
-        out = TokenResponse{};
         err = "scope holds control characters";
         return false;
     }
@@ -379,6 +364,23 @@ bool parse_token_response(std::string_view body, TokenResponse& out, std::string
         wipe_string(id_token);
     }
     return true;
+}
+
+}  // namespace
+
+// On failure nothing half-parsed (least of all a secret) is left in out.
+bool parse_device_code_response(std::string_view body, DeviceCodeResponse& out, std::string& err) {
+    out = DeviceCodeResponse{};
+    if (parse_device_code(body, out, err)) return true;
+    out = DeviceCodeResponse{};
+    return false;
+}
+
+bool parse_token_response(std::string_view body, TokenResponse& out, std::string& err) {
+    out = TokenResponse{};
+    if (parse_token(body, out, err)) return true;
+    out = TokenResponse{};
+    return false;
 }
 
 bool parse_error_response(std::string_view body, OAuthError& out) {
@@ -401,7 +403,8 @@ bool parse_error_response(std::string_view body, OAuthError& out) {
     if (get_string(root, "error_description", kMaxText, text, err) == Field::Ok) {
         out.error_description = first_line(text);
     }
-    const Json::Value* codes = root.find("error_codes", "error_codes" + std::strlen("error_codes"));
+    static const char kCodes[] = "error_codes";
+    const Json::Value* codes = root.find(kCodes, kCodes + sizeof kCodes - 1);
     if (codes != nullptr && codes->isArray()) {
         for (const Json::Value& c : *codes) {
             if (out.error_codes.size() >= kMaxErrorCodes) break;

@@ -13,7 +13,7 @@ long Environment::refresh_margin(const std::string& account) const {
     // Validated in load_environment for the global value; an account value
     // that does not parse falls back to the default rather than failing a
     // token request on a typo that `mailoauth status` would report.
-    if (!config::get_int(cfg, account, "refresh_margin", 0, 3000, kDefaultRefreshMargin, v, e))
+    if (!config::get_int(cfg, account, "refresh_margin", 0, 86400, kDefaultRefreshMargin, v, e))
         v = kDefaultRefreshMargin;
     return v;
 }
@@ -34,7 +34,7 @@ bool load_environment(const GlobalOptions& opts, Environment& env, std::string& 
         return false;
     }
     env.http_timeout = opts.http_timeout > 0 ? opts.http_timeout : v;
-    if (!config::get_int(env.cfg, "", "refresh_margin", 0, 3000, kDefaultRefreshMargin, v, cerr)) {
+    if (!config::get_int(env.cfg, "", "refresh_margin", 0, 86400, kDefaultRefreshMargin, v, cerr)) {
         err = cerr.describe();
         return false;
     }

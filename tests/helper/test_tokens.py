@@ -247,13 +247,14 @@ class Tokens(HelperTestCase):
             os.chmod(store, 0o700)
             env = {"MAILOAUTH_STORE": store}
             filler = os.path.join(mnt, "filler")
-            with open(filler, "wb") as f:
-                try:
-                    while True:
-                        f.write(b"x" * 512)
-                        f.flush()
-                except OSError:
-                    pass
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                while True:
+                    os.write(fd, b"x" * 512)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
             r = self.mailoauth("token", ACCOUNT, "--force-refresh", env=env)
             self.assertEqual(r.rc, 75, r)
             self.assertIn("previous tokens are kept", r.err)

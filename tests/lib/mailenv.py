@@ -409,12 +409,14 @@ class Dovecot:
             mail = pwd.getpwnam("nobody")
             return dict(INTERNAL_USER="dovecot", INTERNAL_GROUP="dovecot",
                         LOGIN_USER="dovenull", MAIL_UID=mail.pw_uid,
-                        MAIL_GID=mail.pw_gid, LOGIN_CHROOT="")
+                        MAIL_GID=mail.pw_gid, LOGIN_CHROOT="",
+                        ANVIL_CHROOT="")
         me = pwd.getpwuid(os.getuid())
         group = grp.getgrgid(os.getgid()).gr_name
         return dict(INTERNAL_USER=me.pw_name, INTERNAL_GROUP=group,
                     LOGIN_USER=me.pw_name, MAIL_UID=os.getuid(),
-                    MAIL_GID=os.getgid(), LOGIN_CHROOT="  chroot =")
+                    MAIL_GID=os.getgid(), LOGIN_CHROOT="  chroot =",
+                    ANVIL_CHROOT="  chroot =")
 
     def write_config(self):
         ids = self._identities()
@@ -428,8 +430,7 @@ class Dovecot:
         self._write_passwd()
         extra = ""
         if not is_root():
-            extra = ("service anvil {\n  chroot =\n}\n"
-                     "service imap-urlauth-login {\n  chroot =\n}\n")
+            extra = "service imap-urlauth-login {\n  chroot =\n}\n"
         values = dict(ids)
         values.update(
             BASE_DIR=self.base_dir, STATE_DIR=self.state_dir,
@@ -612,7 +613,7 @@ class Postfix:
         main = render("postfix-main.cf.in", dict(
             QUEUE_DIR=self.queue_dir, DATA_DIR=self.data_dir,
             CONFIG_DIR=self.config_dir, MAIL_OWNER="postfix",
-            SETGID_GROUP="postdrop", EXTRA_OWNER="", LOG_FILE=self.log_path,
+            SETGID_GROUP="postdrop", LOG_FILE=self.log_path,
             LOG_DIR=self.dir,
             IMPORT_ENV=imports, RELAY_PORT=self.relay_port,
             MECH_FILTER=self.mechanism_filter, CA_FILE=self.ca_file,
@@ -640,8 +641,9 @@ class Postfix:
         self.write_config()
         r = self._postfix("start")
         if r.returncode != 0:
-            raise RuntimeError("postfix start failed (%d):\n%s%s\n%s" % (
-                r.returncode, r.stdout, r.stderr, self.log()))
+            raise RuntimeError("postfix start failed (%d):\n%s%s\n%s%s" % (
+                r.returncode, r.stdout, r.stderr, self.log(),
+                self.diagnose()))
         pidfile = os.path.join(self.queue_dir, "pid", "master.pid")
 
         def master_pid():
@@ -659,6 +661,22 @@ class Postfix:
             self.stop()
             raise
         return self
+
+    def diagnose(self):
+        """What `postfix check` says.  The postfix command logs fatal
+        errors to syslog, and to stderr only when stderr is a terminal (and
+        before postlogd runs, maillog_file is not used), so run it under
+        script(1) to see them."""
+        if not shutil.which("script"):
+            return ""
+        cmd = "%s -c %s check" % (POSTFIX, self.config_dir)
+        try:
+            r = subprocess.run(["script", "-qec", cmd, "/dev/null"],
+                               stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return "postfix check timed out"
+        return "postfix check: " + (r.stdout + r.stderr).strip()
 
     def stop(self, timeout=20):
         """`postfix -c DIR stop` (this instance only), then wait for the

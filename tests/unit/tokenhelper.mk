@@ -20,3 +20,4 @@ tests_unit_test_http_json_LDADD = tokenhelper/libtokenhelper.la $(UNIT_LDADD)
 TESTS += tests/unit/test_http_json
 # libFuzzer target for the three reply parsers; see fuzz/README.
 EXTRA_DIST += fuzz/fuzz_oauth.cc
+EXTRA_DIST += fuzz/README
