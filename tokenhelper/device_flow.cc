@@ -31,14 +31,17 @@ DeviceFlowResult fail(int code, std::string error, std::string message) {
     return r;
 }
 
-DeviceFlowResult from_oauth_error(const HttpResponse& resp, const std::string& account) {
+DeviceFlowResult from_oauth_error(const HttpResponse& resp, const DeviceFlowParams& p) {
     OAuthError oe;
     if (!parse_error_response(resp.body, oe)) {
-        oe = OAuthError();
-        oe.error = (resp.status >= 500 || resp.status == 429) ? "temporarily_unavailable" : "bad_response";
+        oe = OAuthError();  // explain_oauth_error classifies by HTTP status
     }
     oe.http_status = static_cast<int>(resp.status);
-    Explanation ex = explain_oauth_error(oe, account);
+    ErrorContext ctx;
+    ctx.account = p.account;
+    ctx.authority = p.authority;
+    ctx.client_id = p.client_id;
+    Explanation ex = explain_oauth_error(oe, ctx);
     return fail(ex.exit_code, ex.error, ex.message);
 }
 
@@ -103,7 +106,7 @@ DeviceFlowResult run_device_flow(HttpClient& http, const DeviceFlowParams& p, De
                        ? kExitConfig : kExitTempFail;
         return fail(code, "network", "could not start the sign-in: " + res.error);
     }
-    if (res.response.status != 200) return from_oauth_error(res.response, p.account);
+    if (res.response.status != 200) return from_oauth_error(res.response, p);
     DeviceCodeResponse dc;
     std::string perr;
     if (!parse_device_code_response(res.response.body, dc, perr))
@@ -191,7 +194,7 @@ DeviceFlowResult run_device_flow(HttpClient& http, const DeviceFlowParams& p, De
             continue;
         }
         ui.done();
-        return from_oauth_error(r, p.account);
+        return from_oauth_error(r, p);
     }
 }
 

@@ -259,11 +259,17 @@ Explanation explain_oauth_error(const OAuthError& e, const std::string& account)
 // the rest and control characters), so the message stays readable.
 Explanation explain_oauth_error(const OAuthError& e, const ErrorContext& ctx) {
     Explanation x;
+    const Word* word = find_word(e.error);
+    // The device-flow words are unambiguous, while their AADSTS code is not
+    // (Microsoft sends 70000 both for a declined sign-in and for a bad
+    // refresh token): for these the word decides.
+    const bool device_word = e.error == "authorization_declined" || e.error == "expired_token" ||
+                             e.error == "bad_verification_code" || e.error == "access_denied";
     const Aadsts* known = nullptr;
     for (long code : e.error_codes) {
+        if (device_word) break;
         if ((known = find_aadsts(code)) != nullptr) break;
     }
-    const Word* word = find_word(e.error);
 
     std::string text;
     if (known != nullptr) {

@@ -90,12 +90,14 @@ TokenResult refresh_once(const Environment& env, HttpClient& http, const Account
     }
     OAuthError oe;
     if (!parse_error_response(r.body, oe)) {
-        oe = OAuthError();
-        if (r.status >= 500 || r.status == 429) oe.error = "temporarily_unavailable";
-        else oe.error = "bad_response";
+        oe = OAuthError();  // explain_oauth_error classifies by HTTP status
     }
     oe.http_status = static_cast<int>(r.status);
-    Explanation ex = explain_oauth_error(oe, rec.account);
+    ErrorContext ctx;
+    ctx.account = rec.account;
+    ctx.authority = rec.authority;
+    ctx.client_id = rec.client_id;
+    Explanation ex = explain_oauth_error(oe, ctx);
     t.exit_code = ex.exit_code;
     t.error = ex.error;
     t.message = ex.message;
