@@ -50,7 +50,9 @@ EXTRA_plugin_libmailoauth_la_DEPENDENCIES = plugin/exports.map
 EXTRA_DIST += plugin/exports.map
 
 # libsasl2 loads *.so and reads *.la; only the .so belongs in its directory.
-install-exec-hook: mailoauth-plugin-remove-la
+# (saslplugindir has no "exec" in its name, so automake installs it with
+# install-data.)
+install-data-hook: mailoauth-plugin-remove-la
 mailoauth-plugin-remove-la:
 	rm -f '$(DESTDIR)$(saslplugindir)/libmailoauth.la'
 uninstall-hook: mailoauth-plugin-uninstall-so

@@ -64,6 +64,9 @@ try:
     print("    With Office 365 you would open the URL shown, enter the code and sign in.")
     run(MAILOAUTH, "login", ACCOUNT, "--client-id", idp.client_id,
         "--authority", idp.authority(), "--ca-file", idp.ca_file, env=env)
+    for line in idp.stdout_text().splitlines():
+        if "approved" in line:
+            print("    (" + line.strip() + ")")
     rec = read_record(store)
     print(f"    The store {store} (mode 0700) now holds {ACCOUNT} (mode 0600):")
     print(f"    access token {fingerprint(rec['access_token'])}; refresh token {fingerprint(rec['refresh_token'])}")

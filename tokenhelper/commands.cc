@@ -182,6 +182,7 @@ std::string utc(std::int64_t t) {
 }
 
 std::string duration(std::int64_t s) {
+    if (s == 0) return "just now";
     bool neg = s < 0;
     if (neg) s = -s;
     std::string v;

@@ -5,3 +5,11 @@ TESTS += tests/e2e/test_mailenv.py
 EXTRA_DIST += tests/lib/mailenv.py tests/e2e/test_mailenv.py \
 	tests/e2e/dovecot.conf.in tests/e2e/dovecot-oauth2.conf.ext.in \
 	tests/e2e/postfix-main.cf.in tests/e2e/postfix-master.cf.in
+
+# Mail programs that take a token command (`mailoauth token ACCOUNT`) rather
+# than the plugin: msmtp, mutt, neomutt (GNU SASL on Debian) and getmail6,
+# with the configurations the README shows.  Needs those packages and script.
+TESTS += tests/e2e/test_token_clients.py
+EXTRA_DIST += tests/e2e/test_token_clients.py \
+	tests/e2e/clients/msmtprc.in tests/e2e/clients/muttrc.in \
+	tests/e2e/clients/getmailrc.in

@@ -191,6 +191,27 @@ class ExchangeInteract(Exchange):
     interact = True
 
 
+class Credentials(Base):
+    """Where the account comes from when a program gives only some names."""
+
+    def test_user_callback_only_is_the_account(self):
+        # A program that registers SASL_CB_USER but no SASL_CB_AUTHNAME: that
+        # name is the account, not libsasl2's default (the Unix login name).
+        s = self.scenario(env={"USER": "unixlogin"})
+        [start] = self.run_driver(s, ["start:XOAUTH2"], authname=None, user="carol@example.com")
+        [token] = self.tokens(s)
+        self.assertIn("account=carol@example.com\n", self.requests(s)[0])
+        self.assertEqual(start["bytes"], xoauth2("carol@example.com", token))
+
+    def test_authname_and_user_both_given(self):
+        s = self.scenario()
+        [start] = self.run_driver(s, ["start:XOAUTH2"], authname="alice@example.com",
+                                  user="shared@example.com")
+        [token] = self.tokens(s)
+        self.assertIn("account=alice@example.com\n", self.requests(s)[0])
+        self.assertEqual(start["bytes"], xoauth2("shared@example.com", token))
+
+
 class Cache(Base):
     def test_helper_runs_once_for_several_connections(self):
         s = self.scenario()

@@ -1,0 +1,299 @@
+"""Shared setup for the mailoauth benchmarks (bench/*.py).
+
+A benchmark environment is the same local mail environment the end-to-end
+tests use (tests/lib): the fake Microsoft identity provider over HTTPS,
+Dovecot on loopback with PLAIN (passwd-file) and XOAUTH2 (oauth2 passdb
+against the fake), a token store that went through a real `mailoauth login`
+(device flow approved by the fake), and a mailoauth.conf for both the
+plugin and the helper.  Everything is started here and stopped by the PIDs
+recorded at start; nothing under /etc is touched.
+
+Tokens never reach the terminal: imtest prints its AUTHENTICATE line (with
+the token), so its output is only searched, and on failure only the
+server's lines (S: ...) are shown.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP_SRCDIR = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(TOP_SRCDIR, "tests", "lib"))
+
+import fakeidp  # noqa: E402
+import mailenv  # noqa: E402
+
+ACCOUNT = "alice@example.com"
+PASSWORD = "alice-static-password"
+IMTEST = os.path.join(mailenv.CYRUS_BIN, "imtest")
+SYSTEM_SASL = mailenv.SYSTEM_SASL_PLUGINDIR
+
+
+# --------------------------------------------------------------------------
+# arguments and the build tree
+
+def arg_parser(description):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--builddir", help="build tree with mailoauth and "
+                   "plugin/.libs/libmailoauth.so (default: $top_builddir, "
+                   "else the current directory)")
+    p.add_argument("--reps", type=int, default=int(os.environ.get(
+        "BENCH_REPS", "60")), help="repetitions per arm (>= 50; default 60)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work directory (for debugging)")
+    return p
+
+
+def builddir(args):
+    d = args.builddir or os.environ.get("top_builddir") or os.getcwd()
+    d = os.path.abspath(d)
+    missing = [p for p in ("mailoauth", "plugin/.libs/libmailoauth.so")
+               if not os.path.exists(os.path.join(d, p))]
+    if missing:
+        sys.exit("%s: not a built tree (missing %s); pass --builddir DIR or "
+                 "set top_builddir" % (d, ", ".join(missing)))
+    return d
+
+
+def check_reps(args):
+    if args.reps < 50:
+        print("note: --reps %d is below 50; medians are less stable"
+              % args.reps, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------
+# statistics
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def quartiles(xs):
+    if len(xs) < 4:
+        return (float("nan"),) * 2
+    q = statistics.quantiles(xs, n=4)
+    return q[0], q[2]
+
+
+def fmt_ms(seconds):
+    return "%.2f ms" % (seconds * 1e3)
+
+
+def summary_line(name, xs):
+    q1, q3 = quartiles(xs)
+    return "%-44s median %9s   IQR %s..%s   n=%d" % (
+        name, fmt_ms(median(xs)), fmt_ms(q1), fmt_ms(q3), len(xs))
+
+
+def result(key, value):
+    """A machine-readable line for bench/run's summary table."""
+    print("RESULT %s %s" % (key, value), flush=True)
+
+
+# --------------------------------------------------------------------------
+# the environment
+
+class BenchEnv:
+    """Fake IdP + Dovecot + a logged-in token store + mailoauth.conf."""
+
+    def __init__(self, top_builddir, refresh_margin=None, dovecot=True,
+                 keep=False):
+        self.builddir = top_builddir
+        self.mailoauth = os.path.join(top_builddir, "mailoauth")
+        self.plugin_dir = os.path.join(top_builddir, "plugin", ".libs")
+        self.refresh_margin = refresh_margin
+        self.want_dovecot = dovecot
+        self.keep = keep
+        self.work = None
+        self.idp = None
+        self.dovecot = None
+
+    # lifecycle ---------------------------------------------------------
+    def start(self):
+        self.work = mailenv.WorkDir(prefix="mailoauth-bench-")
+        try:
+            w = self.work.path
+            self.ca = mailenv.test_ca(w)
+            self.idp = fakeidp.FakeIdP(os.path.join(w, "idp"),
+                                       ca=os.path.join(w, "ca"))
+            self.idp.start()
+            if self.want_dovecot:
+                self.dovecot = mailenv.Dovecot(
+                    w, introspection_url=self.idp.introspection_url,
+                    ca=self.ca, users={ACCOUNT: PASSWORD})
+                self.dovecot.start()
+            self.store = os.path.join(w, "store")
+            os.makedirs(self.store, mode=0o700, exist_ok=True)
+            os.chmod(self.store, 0o700)
+            self.home = os.path.join(w, "home")
+            os.makedirs(self.home, exist_ok=True)
+            self.config = os.path.join(w, "mailoauth.conf")
+            text = "helper = %s\nstore = %s\n" % (self.mailoauth, self.store)
+            if self.refresh_margin is not None:
+                text += "refresh_margin = %d\n" % self.refresh_margin
+            with open(self.config, "w") as f:
+                f.write(text)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.dovecot:
+            self.dovecot.stop()
+            self.dovecot = None
+        if self.idp:
+            self.idp.stop()
+            self.idp = None
+        if self.work:
+            if self.keep:
+                print("kept " + self.work.path, file=sys.stderr)
+            else:
+                self.work.cleanup()
+            self.work = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # environment for the programs under test ----------------------------
+    def env(self, sasl=True):
+        e = {"PATH": "/usr/bin:/bin", "HOME": self.home, "LANG": "C.UTF-8",
+             "MAILOAUTH_CONFIG": self.config, "MAILOAUTH_STORE": self.store}
+        if sasl:
+            # The same module list for every arm: ours plus Debian's.
+            e["SASL_PATH"] = "%s:%s" % (self.plugin_dir, SYSTEM_SASL)
+        return e
+
+    @property
+    def store_file(self):
+        return os.path.join(self.store, ACCOUNT)
+
+    def record(self):
+        """The store record (never printed: it holds tokens)."""
+        rec = {}
+        with open(self.store_file) as f:
+            for line in f:
+                k, sep, v = line.rstrip("\n").partition("=")
+                if sep:
+                    rec[k] = v
+        return rec
+
+    # the helper ------------------------------------------------------------
+    def run_helper(self, *args, timeout=60):
+        return subprocess.run([self.mailoauth, *args], env=self.env(False),
+                              stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def login(self):
+        """A real `mailoauth login` (device flow), approved by the fake."""
+        proc = subprocess.Popen(
+            [self.mailoauth, "login", ACCOUNT, "--client-id",
+             self.idp.client_id, "--authority", self.idp.authority(),
+             "--ca-file", self.idp.ca_file], env=self.env(False),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            code = self.idp.wait_for_pending(timeout=15)
+            self.idp.approve(code, username=ACCOUNT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if proc.returncode != 0:
+            raise RuntimeError("mailoauth login failed (%d): %s"
+                               % (proc.returncode, err[-2000:]))
+
+    def token_ok(self):
+        """`mailoauth token` works (the token itself is not kept)."""
+        r = self.run_helper("token", ACCOUNT)
+        if r.returncode != 0 or not r.stdout.strip():
+            raise RuntimeError("mailoauth token failed (%d): %s"
+                               % (r.returncode, r.stderr[-2000:]))
+
+    # imtest ----------------------------------------------------------------
+    def imtest_argv(self, mech):
+        argv = [IMTEST, "-m", mech, "-a", ACCOUNT,
+                "-p", str(self.dovecot.ports["imap"])]
+        if mech == "PLAIN":
+            argv += ["-w", PASSWORD]
+        return argv + ["127.0.0.1"]
+
+    IMTEST_INPUT = b"L1 LOGOUT\r\n"
+
+    def imtest_popen(self, mech):
+        return subprocess.Popen(self.imtest_argv(mech), env=self.env(),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    @staticmethod
+    def imtest_check(rc, out, err):
+        """(ok, safe description).  imtest exits 0 even when authentication
+        fails; its output holds the token, so only server lines are shown."""
+        text = out.decode("utf-8", "replace")
+        if "Authenticated." in text:
+            return True, ""
+        server = [ln for ln in text.splitlines() if ln.startswith("S: ")]
+        safe = " | ".join(ln[:200] for ln in server[-3:])
+        errs = err.decode("utf-8", "replace").strip().splitlines()
+        safe_err = " | ".join(ln[:200] for ln in errs[-2:]
+                              if "AUTHENTICATE" not in ln)
+        return False, "rc=%s server: %s stderr: %s" % (rc, safe, safe_err)
+
+    def imtest_once(self, mech, timeout=30):
+        """One imtest login; returns (wall seconds, ok, description)."""
+        t0 = time.perf_counter()
+        p = self.imtest_popen(mech)
+        try:
+            out, err = p.communicate(self.IMTEST_INPUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        t1 = time.perf_counter()
+        ok, why = self.imtest_check(p.returncode, out, err)
+        return t1 - t0, ok, why
+
+
+# --------------------------------------------------------------------------
+# the long-lived libsasl2 client (bench/sasl_login_loop.c)
+
+def build_loop(outdir):
+    """Compile bench/sasl_login_loop.c with the compiler directly (it is
+    not part of `make`); returns the program's path."""
+    src = os.path.join(HERE, "sasl_login_loop.c")
+    out = os.path.join(outdir, "sasl_login_loop")
+    cc = os.environ.get("CC", "cc")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libsasl2"],
+                           capture_output=True, text=True)
+    libs = flags.stdout.split() if flags.returncode == 0 else ["-lsasl2"]
+    r = subprocess.run([cc, "-O2", "-Wall", "-o", out, src, *libs],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("cannot build %s:\n%s" % (src, r.stderr))
+    return out
+
+
+# --------------------------------------------------------------------------
+# timing one process with little overhead of our own
+
+def time_spawn(argv, env, stdout=os.devnull):
+    """Wall time of one run of ARGV, from posix_spawn to its exit, with
+    stdin and stderr on /dev/null and stdout on STDOUT (default /dev/null:
+    it may be a token).  Returns (seconds, exit status)."""
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, stdout, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+    ]
+    envlist = env
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, envlist, file_actions=actions)
+    _, status = os.waitpid(pid, 0)
+    t1 = time.perf_counter()
+    return t1 - t0, os.waitstatus_to_exitcode(status)

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds the Debian packages from a clean copy of the working tree, checks
+# them with lintian and runs the installation test (test_packages.sh) on the
+# result.  Prints one TAP stream on stdout (plan at the end); build and
+# lintian logs go to $MAILOAUTH_PKG_LOGDIR (default: the temporary build
+# directory, kept when something fails).  Needs root for the installation
+# test and the build dependencies plus devscripts, lintian and fakeroot.
+#
+#   tests/install/build-and-test.sh [--keep]
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+keep=
+[ "${1:-}" = --keep ] && keep=1
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/mailoauth-pkg.XXXXXX") || exit 1
+logdir=${MAILOAUTH_PKG_LOGDIR:-$work}
+mkdir -p "$logdir"
+failed=0
+n=0
+ok()     { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); echo "not ok $n - $1"; failed=1; shift; for l in "$@"; do echo "# $l"; done; }
+finish() {
+  echo "1..$n"
+  if [ -z "$keep" ] && [ "$failed" = 0 ]; then rm -rf "$work"; else echo "# build directory kept: $work"; fi
+}
+trap finish EXIT
+
+version=$(dpkg-parsechangelog -l "$top/debian/changelog" -S Version)
+upstream=${version%-*}
+src="$work/mailoauth-$upstream"
+mkdir -p "$src"
+
+# The working tree as it is (tracked files and untracked ones that are not
+# ignored), without build products, configure output or other builds.
+start=$(date +%s)
+(cd "$top" && git ls-files -z -c -o --exclude-standard \
+  | while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done \
+  | tar --null -T - -cf -) | tar -C "$src" -xf - || { not_ok "copy the source tree"; exit 1; }
+
+# 1: the build (with the package's own test subset; see debian/rules).
+if (cd "$src" && dpkg-buildpackage -us -uc -b -j"$(nproc)") >"$logdir/build.log" 2>&1; then
+  ok "dpkg-buildpackage -us -uc -b ($(( $(date +%s) - start ))s)"
+else
+  not_ok "dpkg-buildpackage -us -uc -b" "$(tail -n 40 "$logdir/build.log")" "full log: $logdir/build.log"
+  not_ok "lintian: no errors and no warnings # not run: the build failed"
+  not_ok "installation test # not run: the build failed"
+  exit 1
+fi
+
+changes=$(ls "$work"/mailoauth_*.changes)
+debs=("$work"/*.deb)
+
+# 2: lintian on the .changes (binary packages and their changes file).
+if lintian --fail-on error,warning --display-info "$changes" >"$logdir/lintian.log" 2>&1; then
+  ok "lintian: no errors and no warnings ($(grep -c '^[IPX]:' "$logdir/lintian.log") info/pedantic/experimental tags)"
+  sed 's/^/# /' "$logdir/lintian.log"
+else
+  not_ok "lintian: no errors and no warnings" "$(cat "$logdir/lintian.log")"
+fi
+
+# 3..: the installation test, renumbered into this stream.
+if [ "$(id -u)" != 0 ]; then
+  not_ok "installation test # not run: needs root"
+  exit 1
+fi
+while IFS= read -r line; do
+  case "$line" in
+    "ok "*)     n=$((n + 1)); echo "ok $n ${line#ok [0-9]* }" ;;
+    "not ok "*) n=$((n + 1)); failed=1; echo "not ok $n ${line#not ok [0-9]* }" ;;
+    1..*) ;;
+    *) echo "$line" ;;
+  esac
+done < <("$here/test_packages.sh" "${debs[@]}" 2>&1)
