@@ -11,6 +11,7 @@
 
 #include "common/protocol.h"
 #include "common/secret.h"
+#include "tokenhelper/agent.h"
 #include "tokenhelper/device_flow.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/http.h"
@@ -48,6 +49,8 @@ const OptionSpec kOptions[] = {
     {"allow-insecure-http", nullptr, "login", "allow http:// to a loopback authority (tests only)"},
     {"force-refresh", nullptr, "token", "refresh even if the current access token is still valid"},
     {"json", nullptr, "status", "machine-readable output"},
+    {"socket", "NAME", "agent", "listen on @NAME (abstract) or /PATH (default: agent_socket, else @mailoauth-agent)"},
+    {"foreground", nullptr, "agent", "do not detach; log to standard error as well as to syslog"},
     {"help", nullptr, "*", "show this help"},
     {"version", nullptr, "*", "show the version"},
 };
@@ -64,6 +67,7 @@ const VerbSpec kVerbs[] = {
     {"get", "get", "answer one helper protocol v1 request on stdin (used by the SASL plugin)"},
     {"status", "status [ACCOUNT] [--json]", "show accounts, token expiry, refresh-token age and last error"},
     {"logout", "logout ACCOUNT", "delete the account's stored tokens"},
+    {"agent", "agent [--socket NAME] [--foreground]", "serve tokens to allowed local users over a socket"},
 };
 
 struct Parsed {
@@ -498,6 +502,14 @@ int cmd_logout(const Parsed& p, const Environment& env) {
     return kExitOk;
 }
 
+int cmd_agent(const Parsed& p, const Environment& env, HttpClient& http) {
+    if (!p.positional.empty()) return usage_error("usage: mailoauth agent [--socket NAME] [--foreground]");
+    agent::Options o;
+    o.socket = p.value("socket");
+    o.foreground = p.has("foreground");
+    return agent::run(o, env, http);
+}
+
 }  // namespace
 
 int run_command(const std::vector<std::string>& args, HttpClient& http) {
@@ -536,6 +548,7 @@ int run_command(const std::vector<std::string>& args, HttpClient& http) {
     if (p.verb == "login") return cmd_login(p, env, http);
     if (p.verb == "token") return cmd_token(p, env, http);
     if (p.verb == "get") return cmd_get(p, env, http);
+    if (p.verb == "agent") return cmd_agent(p, env, http);
     if (p.verb == "status") return cmd_status(p, env);
     return cmd_logout(p, env);
 }

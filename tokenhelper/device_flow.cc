@@ -32,16 +32,7 @@ DeviceFlowResult fail(int code, std::string error, std::string message) {
 }
 
 DeviceFlowResult from_oauth_error(const HttpResponse& resp, const DeviceFlowParams& p) {
-    OAuthError oe;
-    if (!parse_error_response(resp.body, oe)) {
-        oe = OAuthError();  // explain_oauth_error classifies by HTTP status
-    }
-    oe.http_status = static_cast<int>(resp.status);
-    ErrorContext ctx;
-    ctx.account = p.account;
-    ctx.authority = p.authority;
-    ctx.client_id = p.client_id;
-    Explanation ex = explain_oauth_error(oe, ctx);
+    Explanation ex = explain_error_reply(resp.status, resp.body, ErrorContext{p.account, p.authority, p.client_id});
     return fail(ex.exit_code, ex.error, ex.message);
 }
 

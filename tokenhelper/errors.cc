@@ -240,6 +240,13 @@ bool is_temporary_status(int status) { return status == 408 || status == 429 || 
 
 }  // namespace
 
+Explanation explain_error_reply(long http_status, const std::string& body, const ErrorContext& ctx) {
+    OAuthError oe;
+    if (!parse_error_response(body, oe)) oe = OAuthError();
+    oe.http_status = static_cast<int>(http_status);
+    return explain_oauth_error(oe, ctx);
+}
+
 std::string explain_aadsts(long code) {
     const Aadsts* a = find_aadsts(code);
     return a == nullptr ? std::string() : fill(a->text, ErrorContext{});

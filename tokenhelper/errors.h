@@ -39,6 +39,10 @@ struct ErrorContext {
 };
 Explanation explain_oauth_error(const OAuthError& e, const ErrorContext& ctx);
 
+// Explains a non-200 reply of the token or devicecode endpoint: its JSON
+// error when it has one, else its HTTP status (an HTML page, an empty body).
+Explanation explain_error_reply(long http_status, const std::string& body, const ErrorContext& ctx);
+
 // The plain-words text for one AADSTS code, or "" when unknown.  The next
 // step names `mailoauth login ACCOUNT` literally.
 std::string explain_aadsts(long code);

@@ -10,9 +10,13 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/settings.h tokenhelper/settings.cc \
 	tokenhelper/tokens.h tokenhelper/tokens.cc \
 	tokenhelper/device_flow.h tokenhelper/device_flow.cc \
-	tokenhelper/commands.h tokenhelper/commands.cc
-tokenhelper_libtokenhelper_la_CXXFLAGS = $(AM_CXXFLAGS) $(CURL_CFLAGS) $(JSONCPP_CFLAGS)
+	tokenhelper/commands.h tokenhelper/commands.cc \
+	tokenhelper/peercred.h tokenhelper/peercred.cc \
+	tokenhelper/agent.h tokenhelper/agent.cc
+# -pthread: the agent serves each connection in a thread.
+tokenhelper_libtokenhelper_la_CXXFLAGS = $(AM_CXXFLAGS) -pthread $(CURL_CFLAGS) $(JSONCPP_CFLAGS)
 tokenhelper_libtokenhelper_la_LIBADD = common/libcommon.la $(CURL_LIBS) $(JSONCPP_LIBS)
+tokenhelper_libtokenhelper_la_LDFLAGS = -pthread
 
 bin_PROGRAMS += mailoauth
 mailoauth_SOURCES = tokenhelper/main.cc

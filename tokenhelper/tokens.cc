@@ -88,16 +88,7 @@ TokenResult refresh_once(const Environment& env, HttpClient& http, const Account
         t.refreshed = true;
         return t;
     }
-    OAuthError oe;
-    if (!parse_error_response(r.body, oe)) {
-        oe = OAuthError();  // explain_oauth_error classifies by HTTP status
-    }
-    oe.http_status = static_cast<int>(r.status);
-    ErrorContext ctx;
-    ctx.account = rec.account;
-    ctx.authority = rec.authority;
-    ctx.client_id = rec.client_id;
-    Explanation ex = explain_oauth_error(oe, ctx);
+    Explanation ex = explain_error_reply(r.status, r.body, ErrorContext{rec.account, rec.authority, rec.client_id});
     t.exit_code = ex.exit_code;
     t.error = ex.error;
     t.message = ex.message;
