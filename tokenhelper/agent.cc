@@ -774,6 +774,39 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
 
     auto shared = std::make_shared<Shared>();
     Server server(env, http);
+    // Hands a connection to a thread of its own, or answers "busy".
+    auto dispatch = [&](int cfd) {
+        Fd conn(cfd);
+        {
+            std::lock_guard<std::mutex> lk(shared->mu);
+            if (shared->active >= kMaxConnections) {
+                refuse_busy(conn.get());
+                return;
+            }
+            ++shared->active;
+        }
+        try {
+            std::thread([shared, &server, fd = conn.get()] {
+                try {
+                    server.serve(fd);
+                } catch (const std::exception& e) {
+                    logmsg(LOG_ERR, "request failed: %s", e.what());
+                }
+                ::close(fd);
+                std::lock_guard<std::mutex> lk(shared->mu);
+                --shared->active;
+                shared->cv.notify_all();
+            }).detach();
+            conn.release();
+        } catch (const std::exception& e) {
+            {
+                std::lock_guard<std::mutex> lk(shared->mu);
+                --shared->active;
+            }
+            logmsg(LOG_WARNING, "cannot start a thread: %s", e.what());
+            refuse_busy(conn.get());
+        }
+    };
     int stop_signal = 0;
     while (!stop_signal) {
         struct pollfd fds[2] = {{lfd.get(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
@@ -801,43 +834,25 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
             }
             continue;
         }
-        Fd conn(cfd);
-        {
-            std::lock_guard<std::mutex> lk(shared->mu);
-            if (shared->active >= kMaxConnections) {
-                refuse_busy(conn.get());
-                continue;
-            }
-            ++shared->active;
-        }
-        try {
-            std::thread([shared, &server, fd = conn.get()] {
-                try {
-                    server.serve(fd);
-                } catch (const std::exception& e) {
-                    logmsg(LOG_ERR, "request failed: %s", e.what());
-                }
-                ::close(fd);
-                std::lock_guard<std::mutex> lk(shared->mu);
-                --shared->active;
-                shared->cv.notify_all();
-            }).detach();
-            conn.release();
-        } catch (const std::exception& e) {
-            {
-                std::lock_guard<std::mutex> lk(shared->mu);
-                --shared->active;
-            }
-            logmsg(LOG_WARNING, "cannot start a thread: %s", e.what());
-            refuse_busy(conn.get());
-        }
+        dispatch(cfd);
     }
 
     // Stop accepting first: remove the name (so a new agent can start at
     // once and no one connects to a socket that is going away), then close.
     unlink_ours(name, inode);
+    // Callers already queued in the backlog are served like those in
+    // flight rather than dropped by the close.
+    for (;;) {
+        int cfd = ::accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (cfd < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        dispatch(cfd);
+    }
     lfd.reset();
-    logmsg(LOG_NOTICE, "%s: stopping", stop_signal ? strsignal(stop_signal) : "error");
+    const char* abbrev = stop_signal ? sigabbrev_np(stop_signal) : nullptr;
+    logmsg(LOG_NOTICE, "stopping (%s%s)", abbrev ? "SIG" : "", abbrev ? abbrev : "error");
     std::unique_lock<std::mutex> lk(shared->mu);
     if (!shared->cv.wait_for(lk, std::chrono::milliseconds(kShutdownGraceMs), [&] { return shared->active == 0; })) {
         // Threads still refreshing use this stack; end the process here.

@@ -13,3 +13,13 @@ TESTS += tests/e2e/test_token_clients.py
 EXTRA_DIST += tests/e2e/test_token_clients.py \
 	tests/e2e/clients/msmtprc.in tests/e2e/clients/muttrc.in \
 	tests/e2e/clients/getmailrc.in
+
+# Real SASL clients through libmailoauth.so (imtest, pop3test, smtptest,
+# Postfix chrooted and not, mbsync) and the token lifecycle against Dovecot
+# (expiry, revoked access token and the error challenge, revoked refresh
+# token, shared mailbox).  Needs isync besides the packages above; root for
+# Postfix.
+TESTS += tests/e2e/test_sasl_clients.py tests/e2e/test_lifecycle.py
+EXTRA_DIST += tests/e2e/test_sasl_clients.py tests/e2e/test_lifecycle.py \
+	tests/e2e/sasl/sasllib.py tests/e2e/sasl/saslclient.py \
+	tests/e2e/sasl/mbsyncrc.in

@@ -1,0 +1,342 @@
+"""Shared fixtures for tests/e2e/test_sasl_clients.py and test_lifecycle.py:
+real SASL clients (cyrus-clients, Postfix, mbsync, a long-lived libsasl2
+client) logging in to the local Dovecot through the built libmailoauth.so,
+which runs the built `mailoauth get` on a store filled by a real
+`mailoauth login` (device flow; the fake identity provider approves).
+
+Nothing here prints a token: the cyrus test programs echo the AUTHENTICATE
+command (with the bearer token) and Dovecot's debug log carries tokens too,
+so every text that may end up in a failure message goes through redact().
+"""
+import base64
+import json
+import os
+import pwd
+import re
+import shutil
+import smtplib
+import subprocess
+import sys
+import time
+
+import fakeidp
+import mailenv
+
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+SHARED = "shared@example.com"
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SASL_CLIENT = os.path.join(HERE, "saslclient.py")
+MBSYNC = shutil.which("mbsync") or "/usr/bin/mbsync"
+
+
+def top_builddir():
+    return os.environ.get("top_builddir") or mailenv._top_srcdir()
+
+
+def helper_path():
+    return os.environ.get("MAILOAUTH_BIN") or os.path.join(top_builddir(),
+                                                          "mailoauth")
+
+
+def plugin_dir():
+    return os.path.join(top_builddir(), "plugin", ".libs")
+
+
+def sasl_path():
+    """SASL_PATH replaces libsasl2's plugin directory, so it names both the
+    built plugin and the system plugins (for PLAIN baselines)."""
+    return "%s:%s" % (plugin_dir(), mailenv.SYSTEM_SASL_PLUGINDIR)
+
+
+def cyrus(tool):
+    return os.path.join(mailenv.CYRUS_BIN, tool)
+
+
+def missing_programs(extra=()):
+    need = [mailenv.DOVECOT, "/usr/lib/dovecot/lmtp",
+            "/usr/lib/dovecot/submission", "/usr/lib/dovecot/pop3",
+            cyrus("imtest"), helper_path(),
+            os.path.join(plugin_dir(), "libmailoauth.so"), *extra]
+    return [p for p in need if not os.path.exists(p)]
+
+
+# --------------------------------------------------------------------------
+# Never print a token.
+
+_AUTH_LINE = re.compile(r"(AUTHENTICATE|AUTH)\s+(XOAUTH2|OAUTHBEARER)\s+\S+",
+                        re.I)
+
+
+def redact(text, secrets=()):
+    """TEXT with bearer tokens removed: every secret in SECRETS, the client
+    lines of imtest/pop3test/smtptest ("C: ..."), AUTHENTICATE/AUTH command
+    arguments (mbsync echoes a failed command, initial response included),
+    and Dovecot's token= fields."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = re.sub(r"^C: .*$", "C: <client line redacted>", text, flags=re.M)
+    text = _AUTH_LINE.sub(r"\1 \2 <redacted>", text)
+    text = re.sub(r"\btoken=\S+", "token=<redacted>", text)
+    for s in sorted(secrets, key=len, reverse=True):
+        if len(s) >= 8:
+            text = text.replace(s, "<secret>")
+    return text
+
+
+def new_part(before, after):
+    """The part of a growing log written after BEFORE was read."""
+    return after[len(before):] if after.startswith(before) else after
+
+
+def server_challenges(out):
+    """Decoded JSON of the "+ base64" challenges in a cyrus tool's output."""
+    found = []
+    for m in re.finditer(r"^S: \+ ([A-Za-z0-9+/=]+)\s*$", out, flags=re.M):
+        try:
+            found.append(json.loads(base64.b64decode(m.group(1))))
+        except ValueError:
+            pass
+    return found
+
+
+# --------------------------------------------------------------------------
+
+class DelegatingDovecot(mailenv.Dovecot):
+    """mailenv.Dovecot plus shared mailboxes the way Exchange Online treats
+    them: `user=` on the wire names the shared mailbox, the bearer token is
+    the token of a user with access to it.
+
+    Dovecot's oauth2 passdb insists that the token's username equals the
+    login name.  So a passwd-file passdb runs first, for the OAuth
+    mechanisms only: for a shared mailbox it maps the login name to the
+    delegate whose token must be presented (user=DELEGATE, noauthenticate,
+    result_success = continue); other names are unknown there and fall
+    through unchanged.  The oauth2 passdb then checks the token against the
+    delegate, and its pass_attrs put the login name the client sent back
+    (user=%L{original_user}), so the session opens the shared mailbox.
+    A token of anybody else is refused.
+    """
+
+    MARKER = "# Bearer tokens, checked"
+
+    def __init__(self, *args, delegations=None, **kw):
+        super().__init__(*args, **kw)
+        self.delegations = dict(delegations or {})
+        self.delegations_file = os.path.join(self.dir, "delegations")
+
+    def write_config(self):
+        super().write_config()
+        lines = "".join("%s:::::::user=%s noauthenticate\n" % (box, who)
+                        for box, who in sorted(self.delegations.items()))
+        with open(self.delegations_file, "w") as f:
+            f.write(lines)
+        os.chmod(self.delegations_file, 0o644)
+        with open(self.config) as f:
+            text = f.read()
+        if self.MARKER not in text:
+            raise RuntimeError("dovecot.conf.in changed: no '%s'" % self.MARKER)
+        block = ("# Shared mailboxes: login name -> delegate whose token is "
+                 "checked.\npassdb {\n  driver = passwd-file\n"
+                 "  mechanisms = xoauth2 oauthbearer\n  args = %s\n"
+                 "  result_success = continue\n}\n" % self.delegations_file)
+        with open(self.config, "w") as f:
+            f.write(text.replace(self.MARKER, block + self.MARKER, 1))
+        with open(self.oauth2_conf, "a") as f:
+            f.write("# The session is the mailbox the client named.\n"
+                    "pass_attrs = user=%L{original_user}\n")
+
+
+class MailSetup:
+    """A work directory, the fake identity provider, Dovecot; start() and
+    stop() (exactly what was started)."""
+
+    def __init__(self, dovecot_class=mailenv.Dovecot, **dovecot_kw):
+        self.dovecot_class = dovecot_class
+        self.dovecot_kw = dovecot_kw
+        self.work = None
+        self.idp = None
+        self.dovecot = None
+        self.outputs = []      # (what, text): must never contain a secret
+        self._secrets = set()
+
+    def start(self):
+        self.work = mailenv.WorkDir()
+        try:
+            self.ca = mailenv.test_ca(self.work.path)
+            self.idp = fakeidp.FakeIdP(os.path.join(self.work.path, "idp"),
+                                       ca=os.path.join(self.work.path, "ca"),
+                                       interval=1)
+            self.idp.start()
+            self.dovecot = self.dovecot_class(
+                self.work.path, introspection_url=self.idp.introspection_url,
+                ca=self.ca, **self.dovecot_kw)
+            self.dovecot.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        pids = []
+        if self.dovecot:
+            pids.append(self.dovecot.pid)
+            self.dovecot.stop()
+        if self.idp:
+            if self.idp.running():
+                self._secrets.update(self.idp.issued_secrets())
+            pids.append(self.idp.proc.pid if self.idp.proc else None)
+            self.idp.stop()
+        left = [p for p in pids if p and mailenv.pid_alive(p)]
+        if self.work:
+            if os.environ.get("MAILOAUTH_KEEP_WORKDIR"):
+                print("# kept " + self.work.path, flush=True)
+            else:
+                self.work.cleanup()
+        if left:
+            raise AssertionError("still running: %s" % left)
+
+    def secrets(self):
+        if self.idp and self.idp.running():
+            self._secrets.update(self.idp.issued_secrets())
+        return self._secrets
+
+    def redact(self, text):
+        return redact(text, self.secrets())
+
+    def path(self, *parts):
+        return os.path.join(self.work.path, *parts)
+
+    # accounts ---------------------------------------------------------------
+    def make_store(self, name, owner=None):
+        """DIR (mode 0700) for a token store, plus the directory around it
+        (0755: the plugin's configuration file lives there)."""
+        parent = self.path(name)
+        os.makedirs(parent, exist_ok=True)
+        os.chmod(parent, 0o755)
+        store = os.path.join(parent, "store")
+        os.makedirs(store, exist_ok=True)
+        os.chmod(store, 0o700)
+        if owner:
+            pw = pwd.getpwnam(owner)
+            os.chown(store, pw.pw_uid, pw.pw_gid)
+        return store
+
+    def write_config(self, directory, store, helper=None, extra=""):
+        """The plugin's (and helper's) mailoauth.conf: helper and store."""
+        conf = os.path.join(directory, "mailoauth.conf")
+        with open(conf, "w") as f:
+            f.write("# mailoauth.conf for the end-to-end tests\n"
+                    "helper = %s\nstore = %s\nhttp_timeout = 10\n%s"
+                    % (helper or helper_path(), store, extra))
+        os.chmod(conf, 0o644)
+        return conf
+
+    def client_env(self, conf, home=None, **extra):
+        env = {"PATH": "/usr/bin:/bin", "HOME": home or self.work.path,
+               "LANG": "C.UTF-8", "MAILOAUTH_CONFIG": conf,
+               "SASL_PATH": sasl_path()}
+        env.update(extra)
+        return env
+
+    def login(self, conf, account=ALICE, approve_as=None, extra=(),
+              run_as=None, helper=None):
+        """`mailoauth login ACCOUNT` with the real device flow; the fake's
+        user at the browser (APPROVE_AS, default ACCOUNT) approves the
+        code.  RUN_AS: the Unix user to run it as (the store's owner)."""
+        kw = {}
+        if run_as:
+            pw = pwd.getpwnam(run_as)
+            kw = dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+        proc = subprocess.Popen(
+            [helper or helper_path(), "login", account,
+             "--client-id", self.idp.client_id,
+             "--authority", self.idp.authority(), "--ca-file",
+             self.ca.ca_file, *extra],
+            env=self.client_env(conf, home=os.path.dirname(conf)),
+            cwd=os.path.dirname(conf), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+        try:
+            code = self.idp.wait_for_pending(timeout=15)
+            self.idp.approve(code, username=approve_as or account)
+            out, err = proc.communicate(timeout=30)
+        except BaseException:
+            proc.kill()
+            proc.wait(5)
+            raise
+        self.outputs.append(("mailoauth login", out + err))
+        if proc.returncode != 0:
+            raise AssertionError("mailoauth login failed (%d): %s"
+                                 % (proc.returncode, self.redact(err)))
+
+    def helper(self, conf, *args, timeout=30):
+        """Run `mailoauth ARGS`; stdout (may hold a token) is returned, never
+        printed; stderr is kept for the leak check."""
+        r = subprocess.run([helper_path(), *args],
+                           env=self.client_env(conf, home=os.path.dirname(conf)),
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=timeout)
+        self.outputs.append(("mailoauth " + args[0], r.stderr))
+        return r
+
+    @staticmethod
+    def record(store, account=ALICE):
+        """The account's store record (the test reads it, never prints it)."""
+        rec = {}
+        with open(os.path.join(store, account)) as f:
+            for line in f:
+                k, sep, v = line.rstrip("\n").partition("=")
+                if sep:
+                    rec[k] = v
+        return rec
+
+    # mail -------------------------------------------------------------------
+    def deliver(self, user, subject):
+        """Put a message into USER's INBOX over LMTP."""
+        msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\nbody of %s\r\n"
+               % (ALICE, user, subject, subject)).encode()
+        with smtplib.LMTP("127.0.0.1", self.dovecot.ports["lmtp"],
+                          timeout=20) as lmtp:
+            lmtp.sendmail(ALICE, [user], msg)
+        self.dovecot.wait_for_message(user, subject, 10)
+
+    # clients ----------------------------------------------------------------
+    def run_cyrus(self, tool, mech, port, stdin, env, account=ALICE,
+                  timeout=30):
+        """imtest/pop3test/smtptest with STARTTLS (-t "") and MECH through
+        the plugin.  Returns (rc, redacted stdout+stderr, seconds).  These
+        tools exit 0 even when authentication fails: check the text."""
+        t0 = time.monotonic()
+        r = subprocess.run([cyrus(tool), "-t", "", "-m", mech, "-a", account,
+                            "-p", str(port), "127.0.0.1"], input=stdin,
+                           capture_output=True, env=env, timeout=timeout)
+        text = self.redact(r.stdout + r.stderr)
+        return r.returncode, text, time.monotonic() - t0
+
+    def sasl_client(self, env, mech="XOAUTH2", logins=1, account=ALICE,
+                    timeout=60):
+        """tests/e2e/sasl/saslclient.py: LOGINS IMAP logins from one process
+        through libsasl2 (a long-lived client, like Postfix's smtp).  Returns
+        one dict per login."""
+        plan = {"account": account, "port": self.dovecot.ports["imap"],
+                "ca_file": self.ca.ca_file, "mech": mech, "logins": logins}
+        r = subprocess.run([sys.executable, SASL_CLIENT, json.dumps(plan)],
+                           env=env, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=timeout)
+        self.outputs.append(("saslclient", r.stdout + r.stderr))
+        if r.returncode != 0:
+            raise AssertionError("saslclient failed (%d): %s" % (
+                r.returncode, self.redact(r.stdout + r.stderr)))
+        return [json.loads(line) for line in r.stdout.splitlines()
+                if line.startswith("{")]
+
+    def leaks(self):
+        """(what, secret prefix) for every captured output holding a secret."""
+        found = []
+        secrets = [s for s in self.secrets() if len(s) >= 8]
+        for what, text in self.outputs:
+            for s in secrets:
+                if s in text:
+                    found.append((what, s[:4] + "..."))
+        return found
