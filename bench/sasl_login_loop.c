@@ -281,7 +281,7 @@ static int login_once(enum arm arm, long long *login_us, long long *total_us) {
                 continue;
             }
             o64len = 0;
-            if (outlen && sasl_encode64(out, outlen, out64, sizeof out64, &o64len) != SASL_OK) goto done;
+            if (outlen && sasl_encode64(out, outlen, out64, sizeof out64 - 3, &o64len) != SASL_OK) goto done;
             out64[o64len] = 0;
             strcat(out64, "\r\n");
             write_all(c.fd, out64, strlen(out64));

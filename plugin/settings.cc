@@ -60,7 +60,7 @@ void Settings::load() {
 
 bool Settings::refresh_margin(const std::string& account, long& margin, std::string& err) const {
     config::Error e;
-    if (!config::get_int(cfg, account, "refresh_margin", 0, 3000, kDefaultRefreshMargin, margin, e)) {
+    if (!config::get_int(cfg, account, "refresh_margin", 0, 86400, kDefaultRefreshMargin, margin, e)) {
         err = e.describe();
         return false;
     }

@@ -680,14 +680,43 @@ void refuse_busy(int fd) {
     (void)ignored;
 }
 
-bool detach(std::string& err) {
+// Starts the daemon: the parent waits until the child has bound the socket
+// (or failed to) and exits with its status, so `mailoauth agent` returns
+// when the socket is ready, and SO_PEERCRED names the daemon's pid.
+// Returns the write end of the pipe in the child, -1 on failure.
+int start_detached(std::string& err) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+        err = std::string("pipe: ") + std::strerror(errno);
+        return -1;
+    }
     pid_t pid = ::fork();
     if (pid < 0) {
         err = std::string("fork: ") + std::strerror(errno);
-        return false;
+        return -1;
     }
-    if (pid > 0) _exit(kExitOk);  // the socket is ready when the command returns
+    if (pid > 0) {
+        ::close(p[1]);
+        unsigned char status = 0;
+        ssize_t n;
+        do n = ::read(p[0], &status, 1);
+        while (n < 0 && errno == EINTR);
+        _exit(n == 1 ? static_cast<int>(status) : static_cast<int>(kExitTempFail));
+    }
+    ::close(p[0]);
     ::setsid();
+    return p[1];
+}
+
+// Tells the waiting parent the status and leaves the terminal.
+void finish_detach(int& ready_fd, int status) {
+    if (ready_fd < 0) return;
+    unsigned char c = static_cast<unsigned char>(status);
+    ssize_t ignored = ::write(ready_fd, &c, 1);
+    (void)ignored;
+    ::close(ready_fd);
+    ready_fd = -1;
+    if (status != 0) return;
     if (::chdir("/") != 0) {
         // Nothing uses relative paths; the directory only pins a mount.
     }
@@ -699,7 +728,6 @@ bool detach(std::string& err) {
         if (null > STDERR_FILENO) ::close(null);
     }
     g_log_stderr = false;
-    return true;
 }
 
 }  // namespace
@@ -750,24 +778,27 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
         return kExitTempFail;
     }
 
+    int ready_fd = -1;
+    if (!opts.foreground && (ready_fd = start_detached(err)) < 0) {
+        logmsg(LOG_ERR, "%s", err.c_str());
+        return kExitTempFail;
+    }
     ino_t inode = 0;
     int rc = 0;
     Fd lfd(listen_on(name, inode, rc, err));
     if (lfd.get() < 0) {
         logmsg(LOG_ERR, "%s", err.c_str());
+        finish_detach(ready_fd, rc);
         return rc;
-    }
-    if (!opts.foreground && !detach(err)) {
-        logmsg(LOG_ERR, "%s", err.c_str());
-        unlink_ours(name, inode);
-        return kExitTempFail;
     }
     Fd sfd(::signalfd(-1, &mask, SFD_CLOEXEC));
     if (sfd.get() < 0) {
         logmsg(LOG_ERR, "signalfd: %s", std::strerror(errno));
         unlink_ours(name, inode);
+        finish_detach(ready_fd, kExitTempFail);
         return kExitTempFail;
     }
+    finish_detach(ready_fd, kExitOk);
 
     logmsg(LOG_NOTICE, "listening on %s as %s, store %s", name.spec.c_str(), user_name(self).c_str(),
            env.store_dir.c_str());

@@ -22,7 +22,6 @@ cache every time; tests/e2e/sasl/saslclient.py is the long-lived client
 import imaplib
 import os
 import sys
-import time
 import unittest
 import uuid
 
@@ -210,6 +209,16 @@ class Lifecycle(unittest.TestCase):
             self.assertIn(wanted, text, result)
             self.assertIn("must log in again", text, result)
             self.assertIn("revoked", text, result)
+        # mbsync prints sasl_errdetail() when the SASL step fails.
+        if os.path.exists(sasllib.MBSYNC):
+            rc, out, synced = self.setup.mbsync(self.env, name="mbsync-" +
+                                                os.path.basename(
+                                                    os.path.dirname(
+                                                        self.store)))
+            self.assertNotEqual(rc, 0, out)
+            self.assertIn(wanted, out)
+            self.assertIn("must log in again", out)
+            self.assertEqual(synced, [])
         status = self.setup.helper(self.conf, "status", ALICE)
         self.assertIn(wanted, status.stdout + status.stderr)
 

@@ -29,10 +29,6 @@ def top_builddir():
     return os.environ.get("top_builddir") or mailenv._top_srcdir()
 
 
-def plugin_path():
-    return os.path.join(top_builddir(), "plugin", ".libs", "libmailoauth.so")
-
-
 def missing_programs():
     need = [mailenv.DOVECOT, "/usr/lib/dovecot/lmtp",
             "/usr/lib/dovecot/submission", "/usr/lib/dovecot/pop3"]
@@ -369,24 +365,7 @@ class PostfixTest(_Env):
         finally:
             self.assert_stopped(pf, pid)
 
-    def test_relay_xoauth2_through_plugin(self):
-        if not os.path.exists(plugin_path()):
-            self.skipTest("plugin not built yet")
-        # SASL_PATH replaces libsasl2's plugin directory: list both.
-        pf = self.relay(mechanism_filter="xoauth2", chroot=True,
-                        sasl_passwords={ALICE: "unused"},
-                        environment={"SASL_PATH": "%s:%s" % (
-                            os.path.dirname(plugin_path()),
-                            mailenv.SYSTEM_SASL_PLUGINDIR)})
-        pf.start()
-        pid = pf.pid
-        try:
-            subject = unique_subject("postfix-xoauth2")
-            pf.sendmail(ALICE, BOB, message(subject, to=BOB))
-            self.dovecot.wait_for_message(BOB, subject, 30)
-            self.assertIn("method=XOAUTH2", self.dovecot.log())
-        finally:
-            self.assert_stopped(pf, pid)
+    # XOAUTH2 relaying through the plugin: tests/e2e/test_sasl_clients.py.
 
 
 class IMAP4From(imaplib.IMAP4):

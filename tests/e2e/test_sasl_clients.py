@@ -17,9 +17,7 @@ the plugin through SASL_PATH.  Token-bearing output is never printed.
 """
 import os
 import shutil
-import subprocess
 import sys
-import time
 import unittest
 import uuid
 
@@ -168,27 +166,9 @@ class MbsyncTest(_Clients):
             self.skipTest("mbsync (isync) not installed")
         subj = subject("mbsync")
         self.setup.deliver(ALICE, subj)
-        directory = self.setup.path("mbsync")
-        maildir = os.path.join(directory, "Maildir")
-        os.makedirs(maildir, exist_ok=True)
-        rc_file = os.path.join(directory, "mbsyncrc")
-        with open(rc_file, "w") as f:
-            f.write(mailenv.render(os.path.join("sasl", "mbsyncrc.in"), dict(
-                IMAP_PORT=self.dovecot.ports["imap"], USER=ALICE,
-                CA_FILE=self.setup.ca.ca_file, MAILDIR=maildir)))
         mark = self.log_mark()
-        r = subprocess.run([sasllib.MBSYNC, "-c", rc_file, "-a"],
-                           env=self.env, stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=60)
-        # mbsync echoes a failed AUTHENTICATE command, token and all.
-        out = self.setup.redact(r.stdout + r.stderr)
-        self.assertEqual(r.returncode, 0, out)
-        synced = []
-        for sub in ("new", "cur"):
-            d = os.path.join(maildir, "INBOX", sub)
-            for name in os.listdir(d) if os.path.isdir(d) else ():
-                with open(os.path.join(d, name), "rb") as f:
-                    synced.append(f.read())
+        rc, out, synced = self.setup.mbsync(self.env)
+        self.assertEqual(rc, 0, out)
         self.assertTrue(any(subj.encode() in m for m in synced),
                         "message not synced; mbsync said: " + out)
         self.assert_dovecot_login(mark, "imap", "XOAUTH2")

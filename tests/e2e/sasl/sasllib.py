@@ -136,7 +136,8 @@ class DelegatingDovecot(mailenv.Dovecot):
         with open(self.config) as f:
             text = f.read()
         if self.MARKER not in text:
-            raise RuntimeError("dovecot.conf.in changed: no '%s'" % self.MARKER)
+            raise RuntimeError("dovecot.conf.in changed: no '%s'"
+                               % self.MARKER)
         block = ("# Shared mailboxes: login name -> delegate whose token is "
                  "checked.\npassdb {\n  driver = passwd-file\n"
                  "  mechanisms = xoauth2 oauthbearer\n  args = %s\n"
@@ -273,8 +274,9 @@ class MailSetup:
     def helper(self, conf, *args, timeout=30):
         """Run `mailoauth ARGS`; stdout (may hold a token) is returned, never
         printed; stderr is kept for the leak check."""
+        home = os.path.dirname(conf)
         r = subprocess.run([helper_path(), *args],
-                           env=self.client_env(conf, home=os.path.dirname(conf)),
+                           env=self.client_env(conf, home=home),
                            stdin=subprocess.DEVNULL, capture_output=True,
                            text=True, timeout=timeout)
         self.outputs.append(("mailoauth " + args[0], r.stderr))
@@ -330,6 +332,31 @@ class MailSetup:
                 r.returncode, self.redact(r.stdout + r.stderr)))
         return [json.loads(line) for line in r.stdout.splitlines()
                 if line.startswith("{")]
+
+    def mbsync(self, env, name="mbsync", account=ALICE, timeout=60):
+        """Write NAME/mbsyncrc from tests/e2e/sasl/mbsyncrc.in (far store:
+        Dovecot's INBOX; near store: NAME/Maildir) and run `mbsync -a`.
+        Returns (rc, redacted output, messages synced into the Maildir)."""
+        directory = self.path(name)
+        maildir = os.path.join(directory, "Maildir")
+        os.makedirs(maildir, exist_ok=True)
+        rc_file = os.path.join(directory, "mbsyncrc")
+        with open(rc_file, "w") as f:
+            f.write(mailenv.render(os.path.join("sasl", "mbsyncrc.in"), dict(
+                IMAP_PORT=self.dovecot.ports["imap"], USER=account,
+                CA_FILE=self.ca.ca_file, MAILDIR=maildir)))
+        r = subprocess.run([MBSYNC, "-c", rc_file, "-a"], env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=timeout)
+        synced = []
+        for sub in ("new", "cur"):
+            d = os.path.join(maildir, "INBOX", sub)
+            for entry in sorted(os.listdir(d)) if os.path.isdir(d) else ():
+                with open(os.path.join(d, entry), "rb") as f:
+                    synced.append(f.read())
+        # mbsync echoes a failed AUTHENTICATE command, token and all: only
+        # the redacted text is kept or shown.
+        return r.returncode, self.redact(r.stdout + r.stderr), synced
 
     def leaks(self):
         """(what, secret prefix) for every captured output holding a secret."""
