@@ -254,7 +254,7 @@ int cmd_login(const Parsed& p, const Environment& env, HttpClient& http) {
     bool insecure = p.has("allow-insecure-http") || (have_old && old.allow_insecure_http) ||
                     env.cfg.get(account, "allow_insecure_http", "no") == "yes";
     std::string why;
-    if (!url_allowed(authority + "/", insecure, why))
+    if (!http.check_url(authority + "/", insecure, why))
         return fail("authority '" + authority + "' refused: " + why, kExitUsage);
     if (!ca_file.empty() && access(ca_file.c_str(), R_OK) != 0)
         return fail("cannot read the CA file '" + ca_file + "': " + std::strerror(errno), kExitConfig);

@@ -244,6 +244,10 @@ bool url_allowed(const std::string& url, bool allow_loopback_http, std::string& 
     return false;
 }
 
+bool CurlHttpClient::check_url(const std::string& url, bool allow_loopback_http, std::string& why) {
+    return url_allowed(url, allow_loopback_http, why);
+}
+
 HttpResult CurlHttpClient::post_form(const std::string& url, const std::string& body,
                                      const HttpOptions& opts) {
     std::string why;

@@ -47,6 +47,14 @@ public:
     // "Accept: application/json".  The body is never logged or echoed.
     virtual HttpResult post_form(const std::string& url, const std::string& body,
                                  const HttpOptions& opts) = 0;
+    // Whether post_form would accept url (see url_allowed below).  Fakes in
+    // tests may keep the default, which accepts everything.
+    virtual bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) {
+        (void)url;
+        (void)allow_loopback_http;
+        why.clear();
+        return true;
+    }
 };
 
 // libcurl implementation.  Call curl_global_init once in main (done by
@@ -55,6 +63,7 @@ class CurlHttpClient : public HttpClient {
 public:
     HttpResult post_form(const std::string& url, const std::string& body,
                          const HttpOptions& opts) override;
+    bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) override;
 };
 
 void http_global_init();

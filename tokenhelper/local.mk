@@ -3,7 +3,7 @@
 noinst_LTLIBRARIES += tokenhelper/libtokenhelper.la
 tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/form.h tokenhelper/form.cc \
-	tokenhelper/http.h tokenhelper/http.cc \
+	tokenhelper/http.h tokenhelper/http_module.h tokenhelper/http_module.cc \
 	tokenhelper/oauth.h tokenhelper/oauth.cc \
 	tokenhelper/errors.h tokenhelper/errors.cc \
 	tokenhelper/store.h tokenhelper/store.cc \
@@ -14,11 +14,35 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/peercred.h tokenhelper/peercred.cc \
 	tokenhelper/agent.h tokenhelper/agent.cc
 # -pthread: the agent serves each connection in a thread.
-tokenhelper_libtokenhelper_la_CXXFLAGS = $(AM_CXXFLAGS) -pthread $(CURL_CFLAGS) $(JSONCPP_CFLAGS)
-tokenhelper_libtokenhelper_la_LIBADD = common/libcommon.la $(CURL_LIBS) $(JSONCPP_LIBS)
+tokenhelper_libtokenhelper_la_CPPFLAGS = $(AM_CPPFLAGS) -DMAILOAUTH_PKGLIBDIR='"$(pkglibdir)"'
+tokenhelper_libtokenhelper_la_CXXFLAGS = $(AM_CXXFLAGS) -pthread $(JSONCPP_CFLAGS)
+tokenhelper_libtokenhelper_la_LIBADD = common/libcommon.la $(JSONCPP_LIBS) -ldl
 tokenhelper_libtokenhelper_la_LDFLAGS = -pthread
 
 bin_PROGRAMS += mailoauth
 mailoauth_SOURCES = tokenhelper/main.cc
 mailoauth_CXXFLAGS = $(AM_CXXFLAGS)
 mailoauth_LDADD = tokenhelper/libtokenhelper.la
+
+# The HTTP stack, loaded with dlopen() only when a request is made (see
+# tokenhelper/http_module.h): `mailoauth token` with a cached token must not
+# pay for loading libcurl and its TLS libraries.
+noinst_LTLIBRARIES += tokenhelper/libhttpcurl.la
+tokenhelper_libhttpcurl_la_SOURCES = tokenhelper/http.h tokenhelper/http.cc
+tokenhelper_libhttpcurl_la_CXXFLAGS = $(AM_CXXFLAGS) $(CURL_CFLAGS)
+tokenhelper_libhttpcurl_la_LIBADD = $(CURL_LIBS)
+
+pkglib_LTLIBRARIES = tokenhelper/mailoauth-curl.la
+tokenhelper_mailoauth_curl_la_SOURCES = tokenhelper/curl_module.cc
+tokenhelper_mailoauth_curl_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden
+tokenhelper_mailoauth_curl_la_LIBADD = tokenhelper/libhttpcurl.la common/libcommon.la
+tokenhelper_mailoauth_curl_la_LDFLAGS = -module -avoid-version -shared -no-undefined
+
+# Only the .so is needed at run time.
+install-exec-hook: mailoauth-curl-remove-la
+mailoauth-curl-remove-la:
+	rm -f '$(DESTDIR)$(pkglibdir)/mailoauth-curl.la'
+uninstall-hook: mailoauth-curl-uninstall-so
+mailoauth-curl-uninstall-so:
+	rm -f '$(DESTDIR)$(pkglibdir)/mailoauth-curl.so'
+.PHONY: mailoauth-curl-remove-la mailoauth-curl-uninstall-so

@@ -9,7 +9,7 @@
 
 #include "tokenhelper/commands.h"
 #include "tokenhelper/errors.h"
-#include "tokenhelper/http.h"
+#include "tokenhelper/http_module.h"
 
 int main(int argc, char** argv) {
     // Everything this program creates holds or guards a secret.
@@ -19,9 +19,9 @@ int main(int argc, char** argv) {
     // middle of saving a refreshed token; writes then fail with EPIPE.
     std::signal(SIGPIPE, SIG_IGN);
     try {
-        mailoauth::http_global_init();
         std::vector<std::string> args(argv + 1, argv + argc);
-        mailoauth::CurlHttpClient http;
+        // libcurl is loaded only if a request is really made.
+        mailoauth::LazyHttpClient http;
         return mailoauth::run_command(args, http);
     } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "mailoauth: out of memory\n");

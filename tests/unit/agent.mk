@@ -1,0 +1,8 @@
+# unit tests of the agent: allow lists, socket names, single flight
+# (tokenhelper/peercred.cc, tokenhelper/agent.cc).
+check_PROGRAMS += tests/unit/test_agent
+tests_unit_test_agent_SOURCES = tests/unit/tap_main.cc tests/unit/test_agent.cc
+tests_unit_test_agent_CXXFLAGS = $(UNIT_CXXFLAGS) -pthread
+tests_unit_test_agent_LDADD = tokenhelper/libtokenhelper.la $(UNIT_LDADD)
+tests_unit_test_agent_LDFLAGS = -pthread
+TESTS += tests/unit/test_agent
