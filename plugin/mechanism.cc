@@ -5,6 +5,7 @@
 #include "plugin/log.h"
 #include "plugin/wire.h"
 
+#include <algorithm>
 #include <ctime>
 
 namespace mailoauth::plugin {
@@ -105,7 +106,7 @@ int Connection::initial_response(sasl_client_params_t* params, sasl_interact_t**
         return SASL_FAIL;
     }
 
-    TokenRequest req;
+    TokenRequest& req = req_;
     req.account = account_;
     req.protocol = params->service ? std::string(params->service, params->servicelen) : "";
     req.host = params->serverFQDN ? std::string(params->serverFQDN, params->slen) : "";
@@ -201,8 +202,33 @@ int Connection::error_challenge(sasl_client_params_t* params, const char* server
     st.cache.mark_rejected(account_, token_);
     fail(utils, SASL_LOG_WARN,
          "the server refused the " + std::string(name()) + " token " + token_.fingerprint() +
-             " for account " + acct + " (" + what + "); the next attempt asks the helper for a new one");
+             " for account " + acct + " (" + what + "); asking the helper for a new one");
+
+    // Replace the refused token now, not on this process's next attempt:
+    // the next attempt may come from another process (imtest, mbsync, a new
+    // Postfix smtp), which would otherwise be handed the same cached token
+    // by the helper until it expires.  Naming the refused token lets the
+    // helper refresh once however many processes report it.
+    const std::string& t = token_.reveal();
+    std::size_t tail = std::min<std::size_t>(16, t.size() / 2);
+    req_.force_refresh = true;
+    req_.rejected_tail = t.substr(t.size() - tail);
     token_.clear();
+    long margin = kDefaultRefreshMargin;
+    std::string err;
+    st.settings.refresh_margin(account_, margin, err);
+    TokenReply reply;
+    st.source->fetch(req_, reply);
+    wipe_string(req_.rejected_tail);
+    if (reply.status == TokenStatus::Ok) {
+        const long long now = static_cast<long long>(std::time(nullptr));
+        st.cache.store(account_, reply.token, reply.expires_at, reply.user, now, margin);
+        log(utils, SASL_LOG_NOTE, "%s for account %s: new token %s ready for the next attempt", name(),
+            acct.c_str(), reply.token.fingerprint().c_str());
+    } else {
+        log(utils, SASL_LOG_WARN, "%s for account %s: no new token yet: %s", name(), acct.c_str(),
+            reply.message.c_str());
+    }
 
     // The protocol's answer to an error challenge; the server then reports
     // the failure.

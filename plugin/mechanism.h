@@ -74,6 +74,7 @@ private:
     Mech mech_;
     State state_ = State::Start;
     std::string account_;
+    TokenRequest req_; // what was asked for, to ask again after a refusal
     Secret token_;     // the token sent, to mark it if the server refuses it
     std::string out_;  // what *clientout points at; holds the token: wiped
 };

@@ -18,6 +18,9 @@ struct TokenRequest {
     std::string port;       // may be empty
     std::string mechanism;  // XOAUTH2 or OAUTHBEARER
     bool force_refresh = false;
+    // The end of the token a server refused (protocol key "rejected"): the
+    // helper forces a refresh only while that token is still current.
+    std::string rejected_tail;
 };
 
 enum class TokenStatus {

@@ -387,6 +387,26 @@ bool read_request(int fd, std::string& buf, std::string& err) {
     }
 }
 
+// After an early reply (the request was not read to its end): tell the
+// caller we are done writing and swallow what it still sends, briefly, so
+// that closing with unread input does not reset the connection before the
+// caller has read the reply.
+void linger_close(int fd) {
+    ::shutdown(fd, SHUT_WR);
+    const long long deadline = now_ms() + 1000;
+    char chunk[4096];
+    std::size_t total = 0;
+    while (total < (1u << 20)) {
+        long long left = deadline - now_ms();
+        if (left <= 0) break;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;
+        ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN))) break;
+        if (n > 0) total += static_cast<std::size_t>(n);
+    }
+}
+
 void send_reply(int fd, protocol::Message& m, int status) {
     m.set("status", std::to_string(status));
     std::string out = protocol::serialize(m);
@@ -531,6 +551,7 @@ void Server::serve(int fd) {
     if (!read_request(fd, buf, err)) {
         logmsg(LOG_WARNING, "%s: bad request: %s", who.c_str(), err.c_str());
         send_error(fd, "bad_request", err, kExitDataErr);
+        linger_close(fd);
         return;
     }
     protocol::Message req;
@@ -678,6 +699,12 @@ void refuse_busy(int fd) {
     std::string out = protocol::serialize(m);
     ssize_t ignored = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;
+    // Swallow a request that has already arrived, without waiting: unread
+    // input would turn the close into a reset that hides the reply.
+    ::shutdown(fd, SHUT_WR);
+    char chunk[4096];
+    for (int i = 0; i < 16 && ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT) > 0; ++i) {
+    }
 }
 
 // Starts the daemon: the parent waits until the child has bound the socket

@@ -396,7 +396,8 @@ int cmd_get(const Parsed& p, const Environment& env, HttpClient& http) {
     Store store(env.store_dir);
     if (!store.open(false, err))
         return reply_error("store_error", err + "; sign in first with: mailoauth login " + *account, kExitConfig);
-    TokenResult t = get_access_token(env, store, http, *account, req.get_or("force_refresh", "0") == "1");
+    TokenResult t = get_access_token(env, store, http, *account, req.get_or("force_refresh", "0") == "1",
+                                     req.get_or("rejected", ""));
     if (t.exit_code != 0) return reply_error(t.error.empty() ? "failed" : t.error, t.message, t.exit_code);
     if (!t.warning.empty()) std::fprintf(stderr, "mailoauth: warning: %s\n", t.warning.c_str());
     protocol::Message m;

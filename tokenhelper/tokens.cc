@@ -95,8 +95,15 @@ TokenResult refresh_once(const Environment& env, HttpClient& http, const Account
     return t;
 }
 
+namespace {
+bool ends_with(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+}  // namespace
+
 TokenResult get_access_token(const Environment& env, const Store& store, HttpClient& http,
-                             const std::string& account, bool force_refresh) {
+                             const std::string& account, bool force_refresh,
+                             const std::string& rejected_tail) {
     const long margin = env.refresh_margin(account);
     std::string err;
     AccountRecord seen;
@@ -105,6 +112,10 @@ TokenResult get_access_token(const Environment& env, const Store& store, HttpCli
     if (st == LoadStatus::Error) return store_error(err);
 
     std::int64_t now = now_seconds();
+    // Refused token already replaced (by another process): nothing to force.
+    const bool tail_known = rejected_tail.size() >= kRejectedTailMin;
+    if (force_refresh && tail_known && !ends_with(seen.access_token.reveal(), rejected_tail))
+        force_refresh = false;
     if (!force_refresh && fresh(seen, now, margin)) {
         TokenResult t;
         t.record = seen;
@@ -129,7 +140,8 @@ TokenResult get_access_token(const Environment& env, const Store& store, HttpCli
     now = now_seconds();
     // A forced refresh is satisfied by a token another process obtained
     // after the one that was rejected.
-    bool replaced = rec.access_token != seen.access_token;
+    bool replaced = rec.access_token != seen.access_token ||
+                    (tail_known && !ends_with(rec.access_token.reveal(), rejected_tail));
     if (fresh(rec, now, margin) && (!force_refresh || replaced)) {
         TokenResult t;
         t.record = rec;

@@ -92,6 +92,19 @@ ctl=$(dpkg-query --control-list libsasl2-modules-mailoauth 2>&1)
 if ! grep -qx 'shlibs\|triggers' <<<"$ctl"; then ok "the plugin package has no shlibs file and no ldconfig trigger"
 else not_ok "the plugin package has no shlibs file and no ldconfig trigger" "$ctl"; fi
 
+# --- the helper ----------------------------------------------------------------
+check "mailoauth --version runs" mailoauth --version
+# A request to a closed port: the helper must load its HTTP module from where
+# the package put it and report a temporary network failure (75), not a
+# missing module.
+tmpstore=$(mktemp -d)
+out=$(MAILOAUTH_CONFIG=/dev/null timeout 60 mailoauth --store "$tmpstore/s" login install-test@example.com \
+        --client-id 00000000-0000-0000-0000-000000000000 --authority https://127.0.0.1:9/organizations 2>&1 </dev/null)
+rc=$?
+if [ "$rc" = 75 ]; then ok "the helper loads its HTTP module and reports an unreachable identity provider (75)"
+else not_ok "the helper loads its HTTP module and reports an unreachable identity provider (75)" "exit $rc:" "$out"; fi
+rm -rf "$tmpstore"
+
 # --- man pages ------------------------------------------------------------------
 for page in man1/mailoauth.1.gz man5/mailoauth.conf.5.gz; do
   check "man page /usr/share/man/$page installed" test -s "/usr/share/man/$page"
