@@ -202,6 +202,7 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
     if (ok && !req.port.empty()) ok = msg.set("port", req.port);
     if (ok) ok = msg.set("mechanism", req.mechanism);
     if (ok && req.force_refresh) ok = msg.set("force_refresh", "1");
+    if (ok && !req.rejected_tail.empty()) ok = msg.set("rejected", req.rejected_tail);
     if (!ok) {
         reply.message = "the account, service or host name contains characters that cannot be sent to " + who;
         return;

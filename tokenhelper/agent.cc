@@ -111,12 +111,21 @@ Outcome TokenBroker::from_cache(const Slot& s, Outcome::Source src) {
     return o;
 }
 
-Outcome TokenBroker::get(const std::string& account, bool force) {
+namespace {
+bool ends_with(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+}  // namespace
+
+Outcome TokenBroker::get(const std::string& account, bool force, const std::string& rejected_tail) {
     std::shared_ptr<Slot> slot = slot_for(account);
     Slot& s = *slot;
     std::unique_lock<std::mutex> lk(s.mu);
-    // With force, the caller's token was rejected: only a token obtained
-    // after it arrived, and different from the one cached then, will do.
+    // With force, the caller's token was rejected: only another token will
+    // do.  Which one was rejected: the one ending in rejected_tail when the
+    // caller says so, else the one cached when it arrived (and then only a
+    // token obtained after its arrival counts as newer).
+    const bool tail_known = rejected_tail.size() >= kRejectedTailMin;
     const std::uint64_t arrival = s.completed;
     Secret rejected;
     if (force && s.have) rejected = s.token;
@@ -132,8 +141,9 @@ Outcome TokenBroker::get(const std::string& account, bool force) {
         const bool still_valid = s.have && s.expires_at - kMinValidity > now;
         if (s.have) {
             if (!force && s.expires_at - margin > now) return from_cache(s, Outcome::Source::Cache);
-            if (force && s.completed > arrival && s.token != rejected && still_valid)
-                return from_cache(s, Outcome::Source::Cache);
+            const bool replaced = tail_known ? !ends_with(s.token.reveal(), rejected_tail)
+                                             : s.completed > arrival && s.token != rejected;
+            if (force && replaced && still_valid) return from_cache(s, Outcome::Source::Cache);
         }
         if (s.busy) {
             if (!force) {
@@ -181,7 +191,7 @@ Outcome TokenBroker::get(const std::string& account, bool force) {
         lk.unlock();
         Outcome o;
         try {
-            o = hooks_.fetch(account, force);
+            o = hooks_.fetch(account, force, rejected_tail);
         } catch (const std::exception& e) {
             o = Outcome();
             o.status = kExitTempFail;
@@ -475,7 +485,7 @@ public:
     TokenBroker& broker() { return broker_; }
 
 private:
-    Outcome fetch(const std::string& account, bool force);
+    Outcome fetch(const std::string& account, bool force, const std::string& rejected_tail);
     bool peek(const std::string& account, Outcome& out);
     std::string version(const std::string& account);
 
@@ -486,7 +496,7 @@ private:
 
 Server::Server(const Environment& env, HttpClient& http)
     : env_(env), http_(http), broker_(TokenBroker::Hooks{
-          [this](const std::string& a, bool f) { return fetch(a, f); },
+          [this](const std::string& a, bool f, const std::string& r) { return fetch(a, f, r); },
           [this](const std::string& a, Outcome& o) { return peek(a, o); },
           [this](const std::string& a) { return version(a); },
           [this](const std::string& a) { return env_.refresh_margin(a); },
@@ -496,7 +506,7 @@ Server::Server(const Environment& env, HttpClient& http)
           std::chrono::milliseconds((2 * env.http_timeout + 15) * 1000),
       }) {}
 
-Outcome Server::fetch(const std::string& account, bool force) {
+Outcome Server::fetch(const std::string& account, bool force, const std::string& rejected_tail) {
     Outcome o;
     Store store(env_.store_dir);
     std::string err;
@@ -506,7 +516,7 @@ Outcome Server::fetch(const std::string& account, bool force) {
         o.message = err + "; sign in first with: mailoauth login " + account;
         return o;
     }
-    TokenResult t = get_access_token(env_, store, http_, account, force);
+    TokenResult t = get_access_token(env_, store, http_, account, force, rejected_tail);
     o.status = t.exit_code;
     o.error = t.error.empty() && t.exit_code != 0 ? "failed" : t.error;
     o.message = t.message;
@@ -588,7 +598,7 @@ void Server::serve(int fd) {
         return;
     }
     const bool force = req.get_or("force_refresh", "0") == "1";
-    Outcome o = broker_.get(account, force);
+    Outcome o = broker_.get(account, force, req.get_or("rejected", ""));
     if (o.refreshed)
         logmsg(LOG_INFO, "refreshed the access token of %s (%s), valid until %s", account.c_str(),
                o.access_token.fingerprint().c_str(), utc(o.expires_at).c_str());

@@ -79,7 +79,7 @@ class TokenBroker {
 public:
     struct Hooks {
         // get_access_token: never throws (exceptions become status 75).
-        std::function<Outcome(const std::string& account, bool force)> fetch;
+        std::function<Outcome(const std::string& account, bool force, const std::string& rejected_tail)> fetch;
         // The store's current token without taking the lock; optional.
         std::function<bool(const std::string& account, Outcome& out)> peek;
         // Changes whenever the account's store file changes ("" when it is
@@ -91,8 +91,9 @@ public:
         std::chrono::milliseconds wait_limit{std::chrono::seconds(90)};
     };
     explicit TokenBroker(Hooks hooks) : hooks_(std::move(hooks)) {}
-    // force: the caller's server rejected the token it had.
-    Outcome get(const std::string& account, bool force);
+    // force: the caller's server rejected the token it had; rejected_tail
+    // (protocol key "rejected"), when given, is the end of that token.
+    Outcome get(const std::string& account, bool force, const std::string& rejected_tail = "");
     // How many fetches have run, over all accounts (tests).
     std::uint64_t fetches() const;
 

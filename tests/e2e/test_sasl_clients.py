@@ -205,6 +205,13 @@ class PostfixTest(_Clients):
         cls.pf_helper = os.path.join(bindir, "mailoauth")
         shutil.copy(sasllib.helper_path(), cls.pf_helper)
         os.chmod(cls.pf_helper, 0o755)
+        # ... with its HTTP module where a build-tree binary looks for it.
+        moddir = os.path.join(bindir, "tokenhelper", ".libs")
+        os.makedirs(moddir, mode=0o755, exist_ok=True)
+        shutil.copy(os.path.join(os.path.dirname(sasllib.helper_path()), "tokenhelper", ".libs",
+                                 "mailoauth-curl.so"), moddir)
+        for d in (os.path.join(bindir, "tokenhelper"), moddir):
+            os.chmod(d, 0o755)
         cls.pf_conf = cls.setup.write_config(home, cls.pf_store,
                                              helper=cls.pf_helper)
         cls.setup.login(cls.pf_conf, run_as="postfix", helper=cls.pf_helper)

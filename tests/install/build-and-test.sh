@@ -20,7 +20,7 @@ mkdir -p "$logdir"
 failed=0
 n=0
 ok()     { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); echo "not ok $n - $1"; failed=1; shift; for l in "$@"; do echo "# $l"; done; }
+not_ok() { n=$((n + 1)); echo "not ok $n - $1"; failed=1; shift; local l; for l in "$@"; do printf '%s\n' "$l" | sed 's/^/# /'; done; }
 finish() {
   echo "1..$n"
   if [ -z "$keep" ] && [ "$failed" = 0 ]; then rm -rf "$work"; else echo "# build directory kept: $work"; fi
@@ -72,6 +72,7 @@ while IFS= read -r line; do
     "ok "*)     n=$((n + 1)); echo "ok $n ${line#ok [0-9]* }" ;;
     "not ok "*) n=$((n + 1)); failed=1; echo "not ok $n ${line#not ok [0-9]* }" ;;
     1..*) ;;
-    *) echo "$line" ;;
+    "#"*) echo "$line" ;;
+    *) echo "# $line" ;;
   esac
 done < <("$here/test_packages.sh" "${debs[@]}" 2>&1)

@@ -98,7 +98,8 @@ check "mailoauth --version runs" mailoauth --version
 # the package put it and report a temporary network failure (75), not a
 # missing module.
 tmpstore=$(mktemp -d)
-out=$(MAILOAUTH_CONFIG=/dev/null timeout 60 mailoauth --store "$tmpstore/s" login install-test@example.com \
+: >"$tmpstore/empty.conf"
+out=$(MAILOAUTH_CONFIG="$tmpstore/empty.conf" timeout 60 mailoauth --store "$tmpstore/s" login install-test@example.com \
         --client-id 00000000-0000-0000-0000-000000000000 --authority https://127.0.0.1:9/organizations 2>&1 </dev/null)
 rc=$?
 if [ "$rc" = 75 ]; then ok "the helper loads its HTTP module and reports an unreachable identity provider (75)"

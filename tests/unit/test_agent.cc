@@ -176,6 +176,7 @@ class BrokerTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(store_change_invalidates_cache);
     CPPUNIT_TEST(failure_shared_then_backoff);
     CPPUNIT_TEST(force_needs_a_newer_token);
+    CPPUNIT_TEST(rejected_tail_names_the_token);
     CPPUNIT_TEST(relogin_drops_cache);
     CPPUNIT_TEST_SUITE_END();
 
@@ -188,7 +189,7 @@ class BrokerTest : public CppUnit::TestFixture {
 
     TokenBroker::Hooks hooks() {
         TokenBroker::Hooks h;
-        h.fetch = [this](const std::string&, bool force) {
+        h.fetch = [this](const std::string&, bool force, const std::string&) {
             int n = ++fetches_;
             last_force_ = force;
             if (delay_ms_) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
@@ -200,7 +201,7 @@ class BrokerTest : public CppUnit::TestFixture {
                 return o;
             }
             o.status = 0;
-            o.access_token = Secret("token-" + std::to_string(n));
+            o.access_token = Secret("token-" + std::to_string(n) + "-0123456789");
             o.expires_at = now_ + 3600;
             o.user = "alice@example.com";
             o.refreshed = true;
@@ -222,7 +223,7 @@ public:
         for (int i = 0; i < 50; ++i)
             threads.emplace_back([&] {
                 Outcome o = b.get("alice", false);
-                if (o.status == 0 && o.access_token.reveal() == "token-1") ++ok;
+                if (o.status == 0 && o.access_token.reveal() == "token-1-0123456789") ++ok;
             });
         for (auto& t : threads) t.join();
         CPPUNIT_ASSERT_EQUAL(50, ok.load());
@@ -232,7 +233,7 @@ public:
 
     void still_valid_token_served_during_slow_fetch() {
         TokenBroker b(hooks());
-        CPPUNIT_ASSERT_EQUAL(std::string("token-1"), b.get("alice", false).access_token.reveal());
+        CPPUNIT_ASSERT_EQUAL(std::string("token-1-0123456789"), b.get("alice", false).access_token.reveal());
         now_ += 3600 - 300;  // inside the margin, 5 minutes left
         delay_ms_ = 500;
         std::string slow_token;
@@ -242,11 +243,11 @@ public:
         Outcome o = b.get("alice", false);
         auto waited = std::chrono::steady_clock::now() - t0;
         CPPUNIT_ASSERT_EQUAL(0, o.status);
-        CPPUNIT_ASSERT_EQUAL(std::string("token-1"), o.access_token.reveal());
+        CPPUNIT_ASSERT_EQUAL(std::string("token-1-0123456789"), o.access_token.reveal());
         CPPUNIT_ASSERT(o.source == Outcome::Source::StillValid);
         CPPUNIT_ASSERT(waited < std::chrono::milliseconds(200));
         slow.join();
-        CPPUNIT_ASSERT_EQUAL(std::string("token-2"), slow_token);
+        CPPUNIT_ASSERT_EQUAL(std::string("token-2-0123456789"), slow_token);
         CPPUNIT_ASSERT_EQUAL(2, fetches_.load());
     }
 
@@ -304,7 +305,7 @@ public:
         TokenBroker b(hooks());
         b.get("alice", false);
         Outcome o = b.get("alice", true);
-        CPPUNIT_ASSERT_EQUAL(std::string("token-2"), o.access_token.reveal());
+        CPPUNIT_ASSERT_EQUAL(std::string("token-2-0123456789"), o.access_token.reveal());
         CPPUNIT_ASSERT(last_force_.load());
         CPPUNIT_ASSERT_EQUAL(2, fetches_.load());
         // Many callers rejecting the same token: one forced fetch.
@@ -313,11 +314,24 @@ public:
         std::atomic<int> got3{0};
         for (int i = 0; i < 20; ++i)
             threads.emplace_back([&] {
-                if (b.get("alice", true).access_token.reveal() == "token-3") ++got3;
+                if (b.get("alice", true).access_token.reveal() == "token-3-0123456789") ++got3;
             });
         for (auto& t : threads) t.join();
         CPPUNIT_ASSERT_EQUAL(20, got3.load());
         CPPUNIT_ASSERT_EQUAL(3, fetches_.load());
+    }
+
+    void rejected_tail_names_the_token() {
+        TokenBroker b(hooks());
+        b.get("alice", false);                       // token-1 cached
+        // The refused token is not the cached one: it was replaced already.
+        Outcome o = b.get("alice", true, "old-token-tail-xyz");
+        CPPUNIT_ASSERT_EQUAL(std::string("token-1-0123456789"), o.access_token.reveal());
+        CPPUNIT_ASSERT_EQUAL(1, fetches_.load());
+        // The refused token is the cached one: refresh.
+        o = b.get("alice", true, "1-0123456789");
+        CPPUNIT_ASSERT_EQUAL(std::string("token-2-0123456789"), o.access_token.reveal());
+        CPPUNIT_ASSERT_EQUAL(2, fetches_.load());
     }
 
     void relogin_drops_cache() {
