@@ -4,3 +4,4 @@
 dist_man_MANS += man/mailoauth.1 man/mailoauth.conf.5
 # The plugin's page, man/mailoauth-plugin.8, is added here with the plugin.
 dist_man_MANS += man/mailoauth-plugin.8
+dist_man_MANS += man/mailoauth-agent.8

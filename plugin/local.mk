@@ -13,6 +13,7 @@ plugin_libplugincore_la_SOURCES = \
 	plugin/token_source.h \
 	plugin/subprocess.h plugin/subprocess.cc \
 	plugin/helper_source.h plugin/helper_source.cc \
+	plugin/agent_source.h plugin/agent_source.cc \
 	plugin/token_cache.h plugin/token_cache.cc \
 	plugin/settings.h plugin/settings.cc \
 	plugin/mechanism.h plugin/mechanism.cc

@@ -1,5 +1,6 @@
 #include "plugin/mechanism.h"
 
+#include "plugin/agent_source.h"
 #include "plugin/credentials.h"
 #include "plugin/helper_source.h"
 #include "plugin/log.h"
@@ -19,8 +20,14 @@ void PluginState::init() {
     cache.clear();
     settings.load();
     set_log_level(settings.error.empty() ? settings.log_level : SASL_LOG_NOTE);
-    source.reset(new HelperSource(settings.helper, settings.timeout, settings.store,
-                                  settings.config_path));
+    // agent_socket in mailoauth.conf: ask the agent (nothing to run, so it
+    // works inside a chroot); otherwise run the helper.
+    if (const config::Entry* e = settings.cfg.lookup("", "agent_socket"))
+        source.reset(new AgentSource(e->value, settings.cfg.get("", "agent_user", ""), settings.timeout,
+                                     settings.config_path));
+    else
+        source.reset(new HelperSource(settings.helper, settings.timeout, settings.store,
+                                      settings.config_path));
 }
 
 void PluginState::set_init_warnings(std::vector<std::string> warnings) {

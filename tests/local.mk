@@ -36,6 +36,7 @@ TESTS += tests/unit/test_common
 include $(srcdir)/tests/fake/local.mk
 include $(srcdir)/tests/unit/tokenhelper.mk
 include $(srcdir)/tests/unit/manpages.mk
+include $(srcdir)/tests/unit/agent.mk
 include $(srcdir)/tests/helper/local.mk
 include $(srcdir)/tests/plugin/local.mk
 include $(srcdir)/tests/e2e/local.mk

@@ -493,10 +493,11 @@ class Lifecycle(AgentTestCase):
         b = self.agent(a.name)
         self.assertEqual(ask(b.name)["status"], 0)
 
-    def test_restart_while_clients_connect(self):
-        for name in (self.fs_socket(), unique_abstract()):
-            with self.subTest(name=name):
-                self.restart_under_load(name)
+    def test_restart_while_clients_connect_filesystem(self):
+        self.restart_under_load(self.fs_socket())
+
+    def test_restart_while_clients_connect_abstract(self):
+        self.restart_under_load(unique_abstract())
 
     def restart_under_load(self, name):
         agent = self.agent(name)
@@ -514,7 +515,9 @@ class Lifecycle(AgentTestCase):
                 while not stop.is_set():
                     try:
                         r = ask(name, force=force, timeout=30)
-                    except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError) as e:
+                    except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError,
+                            BrokenPipeError) as e:
+                        # The plugin reports each of these as "try again".
                         with lock:
                             clean.append(type(e).__name__)
                         time.sleep(0.02)
@@ -548,7 +551,7 @@ class Lifecycle(AgentTestCase):
             for t in threads:
                 t.join(60)
         self.assertEqual(unexpected, [])
-        self.assertGreater(len(ok), 20)
+        self.assertGreater(len(ok), 20, "clean refusals: %r" % clean[:20])
         # No token was lost: the store is whole and its refresh token works.
         self.assertEqual([f for f in os.listdir(self.store) if ".tmp" in f], [])
         self.assertEqual(self.mailoauth("token", ACCOUNT, "--force-refresh").rc, 0)

@@ -16,8 +16,29 @@ class _TapResult(unittest.TestResult):
         super().__init__()
         self.n = 0
         self.bad = 0
+        self._reported = False
+        self._subtest_failures = []
+
+    def startTest(self, test):
+        super().startTest(test)
+        self._reported = False
+        self._subtest_failures = []
+
+    def addSubTest(self, test, subtest, err):
+        # A failed subTest means the test method gets no addSuccess call:
+        # remember it and report the method once, in stopTest.
+        if err is not None:
+            self._subtest_failures.append(
+                f"{subtest._subDescription()}\n" + "".join(traceback.format_exception(*err)))
+
+    def stopTest(self, test):
+        if not self._reported and self._subtest_failures:
+            self.bad += 1
+            self._line(False, test, detail="\n".join(self._subtest_failures))
+        super().stopTest(test)
 
     def _line(self, ok, test, extra="", detail=None):
+        self._reported = True
         self.n += 1
         name = test.id().split(".", 1)[-1]
         print(("ok " if ok else "not ok ") + f"{self.n} - {name}{extra}", flush=True)
