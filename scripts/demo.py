@@ -1,7 +1,6 @@
 """The README's main job, explained as it happens (run by ./demo)."""
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,6 +12,7 @@ args = ap.parse_args()
 sys.path.insert(0, os.path.join(args.srcdir, "tests", "lib"))
 
 from fakeidp import FakeIdP  # noqa: E402
+import mailenv  # noqa: E402
 
 ACCOUNT = "alice@example.com"
 MAILOAUTH = os.path.join(args.prefix, "bin", "mailoauth")
@@ -44,9 +44,12 @@ def read_record(store):
     return rec
 
 
-work = tempfile.mkdtemp(prefix="mailoauth-demo-")
+workdir = mailenv.WorkDir(prefix="mailoauth-demo-")
+work = workdir.path
+ca = mailenv.test_ca(work)
 idp = FakeIdP(os.path.join(work, "idp"), interval=2, auto_approve_after=6,
-              auto_approve_user=ACCOUNT, access_lifetime=3600)
+              auto_approve_user=ACCOUNT, access_lifetime=3600, ca=os.path.join(work, "ca"))
+dovecot = postfix = agent = None
 try:
     step("Starting the local demo identity provider (stands in for login.microsoftonline.com)")
     idp.start()
@@ -96,7 +99,73 @@ try:
     keys = [line.split("=", 1)[0] for line in p.stdout.splitlines() if line]
     print(f"    Reply keys: {', '.join(keys)} (exit code {p.returncode})")
 
+    step("Starting Dovecot (IMAP, POP3, submission) on free ports of 127.0.0.1")
+    dovecot = mailenv.Dovecot(work, introspection_url=idp.introspection_url, ca=ca, debug=False)
+    dovecot.start()
+    print(f"    It checks every XOAUTH2 token with the identity provider ({idp.introspection_url}),")
+    print(f"    as Exchange Online does; IMAP on port {dovecot.ports['imap']}.")
+
+    conf = env["MAILOAUTH_CONFIG"]
+    sasl_path = f"{args.prefix}/lib/sasl2:{mailenv.SYSTEM_SASL_PLUGINDIR}"
+    with open(conf, "w") as f:
+        f.write(f"# the plugin runs this helper with this store\nhttp_timeout = 10\n"
+                f"helper = {MAILOAUTH}\nstore = {store}\n")
+    os.chmod(work, 0o755)
+    os.chmod(conf, 0o644)
+
+    step("Logging in over IMAP with imtest (cyrus-clients) through the SASL plugin")
+    print("    imtest knows nothing about OAuth: libsasl2 loads libmailoauth.so, which runs")
+    print("    'mailoauth get' for the token and sends XOAUTH2.")
+    subject = "Hello from the mailoauth demo"
+    import smtplib
+    with smtplib.LMTP("127.0.0.1", dovecot.ports["lmtp"], timeout=20) as lmtp:
+        lmtp.sendmail(ACCOUNT, [ACCOUNT], (f"From: <{ACCOUNT}>\r\nTo: <{ACCOUNT}>\r\n"
+                                           f"Subject: {subject}\r\n\r\nIt works.\r\n").encode())
+    print(f"    $ imtest -t '' -m XOAUTH2 -a {ACCOUNT} -p {dovecot.ports['imap']} 127.0.0.1")
+    p = subprocess.run(["/usr/lib/cyrus/bin/imtest", "-t", "", "-m", "XOAUTH2", "-a", ACCOUNT,
+                        "-p", str(dovecot.ports["imap"]), "127.0.0.1"],
+                       input=b"x1 SELECT INBOX\r\nx2 FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n"
+                             b"x3 LOGOUT\r\n",
+                       capture_output=True, timeout=60,
+                       env={**env, "SASL_PATH": sasl_path})
+    out = p.stdout.decode(errors="replace")
+    # imtest echoes the AUTHENTICATE line, token included: show only results.
+    if "Authenticated." not in out or ("Subject: " + subject) not in out:
+        sys.exit("demo: the IMAP login through the plugin failed")
+    print("    Authenticated. (Dovecot logged: method=XOAUTH2)" if "method=XOAUTH2" in dovecot.log()
+          else "    Authenticated.")
+    print(f"    The INBOX holds: Subject: {subject}")
+
+    step("Relaying a message through Postfix, its smtp client chrooted as Debian ships it")
+    print("    Inside the chroot no helper can run, so the plugin asks the mailoauth agent over an")
+    print("    abstract Unix socket; the agent checks that the caller is user postfix.")
+    sock = f"@mailoauth-demo-{os.getpid()}"
+    with open(conf, "a") as f:
+        f.write(f"agent_socket = {sock}\nagent_user = root\n[account {ACCOUNT}]\nallow_users = postfix\n")
+    agent = subprocess.Popen([MAILOAUTH, "agent", "--foreground", "--socket", sock], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=open(os.path.join(work, "agent.log"), "w"))
+    mailenv.wait_for(lambda: "listening" in open(os.path.join(work, "agent.log")).read(), 15,
+                     what="the agent")
+    print(f"    $ mailoauth agent --foreground --socket {sock}   (pid {agent.pid})")
+    postfix = mailenv.Postfix(work, dovecot.ports["submission"], ca.ca_file,
+                              sasl_passwords={ACCOUNT: "unused"}, chroot=True,
+                              environment={"SASL_PATH": sasl_path, "MAILOAUTH_CONFIG": conf})
+    postfix.start()
+    subject2 = "Relayed by Postfix with XOAUTH2"
+    print(f"    $ sendmail -f {ACCOUNT} {ACCOUNT}")
+    postfix.sendmail(ACCOUNT, ACCOUNT, f"From: <{ACCOUNT}>\nTo: <{ACCOUNT}>\nSubject: {subject2}\n\nHi.\n")
+    dovecot.wait_for_message(ACCOUNT, subject2, 60)
+    print(f"    Delivered: the message '{subject2}' is in the Dovecot mailbox, sent over")
+    print("    submission with XOAUTH2 by Postfix's chrooted smtp client.")
+
     step("Done. Everything the demo started is stopped; nothing was left running.")
 finally:
+    for thing in (postfix, dovecot):
+        if thing:
+            thing.stop()
+    if agent:
+        agent.terminate()
+        agent.wait(10)
     idp.stop()
-    shutil.rmtree(work, ignore_errors=True)
+    workdir.cleanup()
