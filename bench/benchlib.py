@@ -14,6 +14,7 @@ server's lines (S: ...) are shown.
 """
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -96,11 +97,36 @@ def result(key, value):
 # --------------------------------------------------------------------------
 # the environment
 
+AUTH_CACHE_SETTINGS = """
+# bench/benchlib.py: Dovecot's auth cache.  The oauth2 passdb (Dovecot 2.3)
+# caches its result keyed on the user and the token, so a repeated token is
+# accepted from memory, without an introspection request, as a repeated
+# password is from the passwd-file passdb (which holds its file in memory
+# and does not use the auth cache; the log shows a lookup, no cache line).
+auth_cache_size = 10M
+auth_cache_ttl = 1 hour
+auth_cache_negative_ttl = 0
+"""
+
+
+class CachingDovecot(mailenv.Dovecot):
+    """mailenv.Dovecot with the auth cache on (tests/lib and tests/e2e stay
+    as they are: the settings are appended to the generated dovecot.conf,
+    at its top level)."""
+
+    def write_config(self):
+        super().write_config()
+        with open(self.config, "a") as f:
+            f.write(AUTH_CACHE_SETTINGS)
+
+
 class BenchEnv:
     """Fake IdP + Dovecot + a logged-in token store + mailoauth.conf."""
 
     def __init__(self, top_builddir, refresh_margin=None, dovecot=True,
                  keep=False):
+        """dovecot: False (no Dovecot), True (as the end-to-end tests run
+        it) or "cache" (the same with Dovecot's auth cache on)."""
         self.builddir = top_builddir
         self.mailoauth = os.path.join(top_builddir, "mailoauth")
         self.plugin_dir = os.path.join(top_builddir, "plugin", ".libs")
@@ -110,6 +136,8 @@ class BenchEnv:
         self.work = None
         self.idp = None
         self.dovecot = None
+        self.agent = None
+        self.agent_config = None
 
     # lifecycle ---------------------------------------------------------
     def start(self):
@@ -121,7 +149,9 @@ class BenchEnv:
                                        ca=os.path.join(w, "ca"))
             self.idp.start()
             if self.want_dovecot:
-                self.dovecot = mailenv.Dovecot(
+                cls = CachingDovecot if self.want_dovecot == "cache" \
+                    else mailenv.Dovecot
+                self.dovecot = cls(
                     w, introspection_url=self.idp.introspection_url,
                     ca=self.ca, users={ACCOUNT: PASSWORD})
                 self.dovecot.start()
@@ -141,7 +171,24 @@ class BenchEnv:
             raise
         return self
 
+    def restart_dovecot(self, cache):
+        """Stop Dovecot and start a new one, with or without the auth cache
+        (new ports; the store and the provider stay)."""
+        if self.dovecot:
+            self.dovecot.stop()
+            self.dovecot = None
+        self.want_dovecot = "cache" if cache else True
+        d = os.path.join(self.work.path, "dovecot")
+        if os.path.isdir(d):
+            os.rename(d, d + "-%d" % time.monotonic_ns())
+        cls = CachingDovecot if cache else mailenv.Dovecot
+        self.dovecot = cls(self.work.path,
+                           introspection_url=self.idp.introspection_url,
+                           ca=self.ca, users={ACCOUNT: PASSWORD})
+        self.dovecot.start()
+
     def stop(self):
+        self.stop_agent()
         if self.dovecot:
             self.dovecot.stop()
             self.dovecot = None
@@ -161,10 +208,59 @@ class BenchEnv:
     def __exit__(self, *exc):
         self.stop()
 
+    # the agent -------------------------------------------------------------
+    def start_agent(self, timeout=15):
+        """`mailoauth agent --foreground` on an abstract socket of its own,
+        and a second mailoauth.conf (self.agent_config) that points the
+        plugin at it.  The agent runs as root, as do the clients here
+        (root is always allowed; the plugin accepts an agent run by root)."""
+        self.agent_socket = "@mailoauth-bench-%d-%d" % (os.getpid(),
+                                                        time.monotonic_ns())
+        self.agent_config = os.path.join(self.work.path,
+                                         "mailoauth-agent.conf")
+        with open(self.config) as f:
+            text = f.read()
+        with open(self.agent_config, "w") as f:
+            f.write(text + "agent_socket = %s\n" % self.agent_socket)
+        self.agent_log = os.path.join(self.work.path, "agent.log")
+        with open(self.agent_log, "w") as log:
+            self.agent = subprocess.Popen(
+                [self.mailoauth, "agent", "--foreground", "--socket",
+                 self.agent_socket], env=self.env(False, agent=True),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=log)
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.agent_log) as f:
+                text = f.read()
+            if "listening on" in text:
+                return
+            if self.agent.poll() is not None or time.monotonic() > deadline:
+                self.stop_agent()
+                raise RuntimeError("mailoauth agent did not start: %s"
+                                   % text[-1000:])
+            time.sleep(0.02)
+
+    def stop_agent(self):
+        """SIGTERM exactly the agent started here."""
+        if self.agent is None:
+            return
+        if self.agent.poll() is None:
+            self.agent.send_signal(signal.SIGTERM)
+            try:
+                self.agent.wait(15)
+            except subprocess.TimeoutExpired:
+                self.agent.kill()
+                self.agent.wait(5)
+        self.agent = None
+
     # environment for the programs under test ----------------------------
-    def env(self, sasl=True):
+    def env(self, sasl=True, agent=False):
+        """agent=True: the mailoauth.conf with agent_socket (the plugin asks
+        the agent instead of running the helper)."""
         e = {"PATH": "/usr/bin:/bin", "HOME": self.home, "LANG": "C.UTF-8",
-             "MAILOAUTH_CONFIG": self.config, "MAILOAUTH_STORE": self.store}
+             "MAILOAUTH_CONFIG": self.agent_config if agent else self.config,
+             "MAILOAUTH_STORE": self.store}
         if sasl:
             # The same module list for every arm: ours plus Debian's.
             e["SASL_PATH"] = "%s:%s" % (self.plugin_dir, SYSTEM_SASL)
@@ -227,8 +323,9 @@ class BenchEnv:
 
     IMTEST_INPUT = b"L1 LOGOUT\r\n"
 
-    def imtest_popen(self, mech):
-        return subprocess.Popen(self.imtest_argv(mech), env=self.env(),
+    def imtest_popen(self, mech, agent=False):
+        return subprocess.Popen(self.imtest_argv(mech),
+                                env=self.env(agent=agent),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
 
@@ -246,10 +343,10 @@ class BenchEnv:
                               if "AUTHENTICATE" not in ln)
         return False, "rc=%s server: %s stderr: %s" % (rc, safe, safe_err)
 
-    def imtest_once(self, mech, timeout=30):
+    def imtest_once(self, mech, timeout=30, agent=False):
         """One imtest login; returns (wall seconds, ok, description)."""
         t0 = time.perf_counter()
-        p = self.imtest_popen(mech)
+        p = self.imtest_popen(mech, agent)
         try:
             out, err = p.communicate(self.IMTEST_INPUT, timeout=timeout)
         except subprocess.TimeoutExpired:

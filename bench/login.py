@@ -3,13 +3,16 @@
 password, same Dovecot, same client, measured in one run.
 
 (a) imtest (cyrus-clients), a new process per login: the plugin has no
-    cache to reuse, so `mailoauth get` runs for every XOAUTH2 login.
-    Arms, interleaved (order alternating every repetition):
+    cache to reuse.  Arms, interleaved (the order rotates every repetition):
       PLAIN    imtest -m PLAIN -w PASSWORD
-      XOAUTH2  imtest -m XOAUTH2 (plugin -> mailoauth get -> cached token)
+      XOAUTH2  imtest -m XOAUTH2 (plugin -> mailoauth get -> cached token):
+               the helper runs for every login.  Target: <= 1.3x PLAIN.
+      agent    imtest -m XOAUTH2 with agent_socket in mailoauth.conf: the
+               plugin asks a running `mailoauth agent` over its Unix socket,
+               no process is started.  Target: <= 1.05x PLAIN.
     Also timed alone, same loop: `mailoauth get` answering the plugin's
-    request (what the plugin waits for), for "where the time goes".
-    Target (issue 4): XOAUTH2 / PLAIN <= 1.3x.
+    request, and one request to the agent over its socket (what the plugin
+    waits for in each case), for "where the time goes".
 
 (b) bench/sasl_login_loop, one long-lived process logging in N times, as a
     Postfix smtp process does; the plugin's in-process cache is warm after
@@ -22,10 +25,19 @@ password, same Dovecot, same client, measured in one run.
                (Dovecot validates every bearer token with the provider)
     Target: xoauth2 / plain <= 1.05x.
 
+Both parts run twice (--server-cache both, the default): first against
+Dovecot as the end-to-end tests configure it, where the oauth2 passdb sends
+every bearer token to the provider's introspection endpoint (an HTTPS
+request PLAIN does not pay), then against the same Dovecot with its auth
+cache on for both passdbs, so a repeated token is checked from the cache
+as a repeated password is.  The introspection requests the provider saw
+are counted in each phase.
+
 Every login must succeed ("Authenticated." / tagged OK); failures are
 counted and reported.  Medians over --reps repetitions (default 60).
 """
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -46,64 +58,116 @@ def helper_get_once(env):
     return t1 - t0, ok
 
 
-def part_a(env, reps):
-    print("\n(a) imtest, a new process per login (the helper runs for every "
-          "XOAUTH2 login)")
+def agent_ask_once(env):
+    """One request to the agent over its socket, as the plugin sends it;
+    the reply (it holds the token) is only searched."""
+    t0 = time.perf_counter()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    data = b""
+    try:
+        s.connect("\0" + env.agent_socket[1:])
+        s.sendall(GET_REQUEST)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        data = b""
+    finally:
+        s.close()
+    t1 = time.perf_counter()
+    return t1 - t0, b"access_token=" in data
+
+
+def introspections(env):
+    return env.idp.counters().get("introspect", 0)
+
+
+ARMS_A = (("PLAIN", "imtest PLAIN"),
+          ("XOAUTH2", "imtest XOAUTH2 via plugin + helper"),
+          ("agent", "imtest XOAUTH2 via plugin + agent"),
+          ("get", "  `mailoauth get` alone"),
+          ("ask", "  one request to the agent alone"))
+
+
+def part_a(env, reps, prefix):
+    print("\n(a) imtest, a new process per login (the plugin's cache is "
+          "empty: it runs the helper, or asks the agent)")
     for _ in range(3):                       # warm-up, not counted
-        for mech in ("PLAIN", "XOAUTH2"):
-            env.imtest_once(mech)
-    times = {"PLAIN": [], "XOAUTH2": [], "get": []}
-    fails = {"PLAIN": 0, "XOAUTH2": 0, "get": 0}
+        for mech, agent in (("PLAIN", False), ("XOAUTH2", False),
+                            ("XOAUTH2", True)):
+            env.imtest_once(mech, agent=agent)
+    arms = [a for a, _ in ARMS_A]
+    times = {a: [] for a in arms}
+    fails = {a: 0 for a in arms}
     first_error = {}
-    pairs = []                   # XOAUTH2/PLAIN of the same repetition
+    pairs = {"XOAUTH2": [], "agent": []}   # arm/PLAIN of the same repetition
     before = env.idp.counters()
     for i in range(reps):
         this = {}
-        order = ("PLAIN", "XOAUTH2", "get") if i % 2 == 0 else \
-            ("get", "XOAUTH2", "PLAIN")
-        for arm in order:
+        for j in range(len(arms)):
+            arm = arms[(i + j) % len(arms)]
             if arm == "get":
                 dt, ok = helper_get_once(env)
                 why = "mailoauth get failed"
+            elif arm == "ask":
+                dt, ok = agent_ask_once(env)
+                why = "no token from the agent"
             else:
-                dt, ok, why = env.imtest_once(arm)
+                dt, ok, why = env.imtest_once(
+                    "PLAIN" if arm == "PLAIN" else "XOAUTH2",
+                    agent=arm == "agent")
             if ok:
                 times[arm].append(dt)
                 this[arm] = dt
             else:
                 fails[arm] += 1
                 first_error.setdefault(arm, why)
-        if "PLAIN" in this and "XOAUTH2" in this:
-            pairs.append(this["XOAUTH2"] / this["PLAIN"])
+        for arm in pairs:
+            if "PLAIN" in this and arm in this:
+                pairs[arm].append(this[arm] / this["PLAIN"])
     after = env.idp.counters()
     refreshes = after.get("grant:refresh_token", 0) - \
         before.get("grant:refresh_token", 0)
-    for arm, label in (("PLAIN", "imtest PLAIN"),
-                       ("XOAUTH2", "imtest XOAUTH2 via plugin + helper"),
-                       ("get", "  of which: `mailoauth get` alone")):
+    intro = after.get("introspect", 0) - before.get("introspect", 0)
+    for arm, label in ARMS_A:
         print(B.summary_line(label, times[arm]))
     for arm, why in first_error.items():
         print("  %s: %d failed, first: %s" % (arm, fails[arm], why))
-    p, x, g = (B.median(times[k]) for k in ("PLAIN", "XOAUTH2", "get"))
-    ratio = x / p
-    print("ratio XOAUTH2/PLAIN (imtest):          %.3fx   (target <= 1.3x)"
-          % ratio)
-    print("median of per-repetition ratios:       %.3fx   (same moment, "
-          "less sensitive to load drift)" % B.median(pairs))
-    print("difference XOAUTH2-PLAIN: %s; `mailoauth get` alone: %s"
-          % (B.fmt_ms(x - p), B.fmt_ms(g)))
-    print("refresh requests during (a): %d (expected 0: the token is valid)"
-          % refreshes)
-    B.result("login.imtest.plain_ms", "%.2f" % (p * 1e3))
-    B.result("login.imtest.xoauth2_ms", "%.2f" % (x * 1e3))
-    B.result("login.imtest.helper_get_ms", "%.2f" % (g * 1e3))
-    B.result("login.imtest.ratio", "%.3f" % ratio)
-    B.result("login.imtest.paired_ratio", "%.3f" % B.median(pairs))
-    B.result("login.imtest.failures", "%d" % (fails["PLAIN"] + fails["XOAUTH2"]))
-    return fails["PLAIN"] + fails["XOAUTH2"] + fails["get"]
+    m = {a: B.median(times[a]) for a in arms}
+    p = m["PLAIN"]
+    print("ratio XOAUTH2/PLAIN, helper (imtest):  %.3fx   (target <= 1.3x;"
+          " per-repetition %.3fx)" % (m["XOAUTH2"] / p,
+                                      B.median(pairs["XOAUTH2"])))
+    print("ratio XOAUTH2/PLAIN, agent (imtest):   %.3fx   (target <= 1.05x;"
+          " per-repetition %.3fx)" % (m["agent"] / p,
+                                      B.median(pairs["agent"])))
+    print("difference XOAUTH2-PLAIN: helper %s (`get` alone %s), agent %s "
+          "(one agent request alone %s)" % (
+              B.fmt_ms(m["XOAUTH2"] - p), B.fmt_ms(m["get"]),
+              B.fmt_ms(m["agent"] - p), B.fmt_ms(m["ask"])))
+    print("refresh requests during (a): %d (expected 0: the token is valid); "
+          "introspection requests: %d for %d bearer logins"
+          % (refreshes, intro, len(times["XOAUTH2"]) + len(times["agent"])))
+    k = prefix + ".imtest."
+    B.result(k + "plain_ms", "%.2f" % (p * 1e3))
+    B.result(k + "xoauth2_ms", "%.2f" % (m["XOAUTH2"] * 1e3))
+    B.result(k + "agent_ms", "%.2f" % (m["agent"] * 1e3))
+    B.result(k + "helper_get_ms", "%.2f" % (m["get"] * 1e3))
+    B.result(k + "agent_ask_ms", "%.2f" % (m["ask"] * 1e3))
+    B.result(k + "ratio", "%.3f" % (m["XOAUTH2"] / p))
+    B.result(k + "paired_ratio", "%.3f" % B.median(pairs["XOAUTH2"]))
+    B.result(k + "agent_ratio", "%.3f" % (m["agent"] / p))
+    B.result(k + "agent_paired_ratio", "%.3f" % B.median(pairs["agent"]))
+    B.result(k + "introspections", "%d" % intro)
+    B.result(k + "failures", "%d" % (fails["PLAIN"] + fails["XOAUTH2"] +
+                                     fails["agent"]))
+    return sum(fails.values())
 
 
-def part_b(env, reps, loop_bin):
+def part_b(env, reps, loop_bin, prefix):
     print("\n(b) one long-lived libsasl2 client, %d logins per arm from one "
           "process (plugin cache warm after the first)" % reps)
     n = reps + 3                 # iterations 0-2: warm-up (0 is the cold one)
@@ -150,15 +214,18 @@ def part_b(env, reps, loop_bin):
     print("ratio raw-XOAUTH2/PLAIN (server floor): %.3fx   (per-iteration "
           "%.3fx)" % (w / p, B.median(pairs["raw"])))
     print("ratio XOAUTH2/raw-XOAUTH2 (plugin):    %.3fx" % (x / w))
-    print("introspection requests Dovecot made: %d (one per bearer login)"
-          % (after.get("introspect", 0) - before.get("introspect", 0)))
-    B.result("login.loop.plain_ms", "%.2f" % (p * 1e3))
-    B.result("login.loop.xoauth2_ms", "%.2f" % (x * 1e3))
-    B.result("login.loop.raw_ms", "%.2f" % (w * 1e3))
-    B.result("login.loop.ratio", "%.3f" % (x / p))
-    B.result("login.loop.raw_ratio", "%.3f" % (w / p))
-    B.result("login.loop.paired_ratio", "%.3f" % B.median(pairs["xoauth2"]))
-    B.result("login.loop.failures", "%d" % sum(fails.values()))
+    intro = after.get("introspect", 0) - before.get("introspect", 0)
+    print("introspection requests Dovecot made: %d for %d bearer logins"
+          % (intro, 2 * n))
+    k = prefix + ".loop."
+    B.result(k + "plain_ms", "%.2f" % (p * 1e3))
+    B.result(k + "xoauth2_ms", "%.2f" % (x * 1e3))
+    B.result(k + "raw_ms", "%.2f" % (w * 1e3))
+    B.result(k + "ratio", "%.3f" % (x / p))
+    B.result(k + "raw_ratio", "%.3f" % (w / p))
+    B.result(k + "paired_ratio", "%.3f" % B.median(pairs["xoauth2"]))
+    B.result(k + "introspections", "%d" % intro)
+    B.result(k + "failures", "%d" % sum(fails.values()))
     return sum(fails.values())
 
 
@@ -167,24 +234,42 @@ def main():
     ap.add_argument("--loop-bin", help="a built bench/sasl_login_loop "
                     "(default: compile it into the work directory)")
     ap.add_argument("--only", choices=("a", "b"), help="run only one part")
+    ap.add_argument("--server-cache", choices=("off", "on", "both"),
+                    default="both", help="Dovecot's auth cache: off (every "
+                    "bearer token is introspected), on, or both, one after "
+                    "the other (default)")
     args = ap.parse_args()
     top = B.builddir(args)
     B.check_reps(args)
     if not os.path.exists(B.IMTEST):
         sys.exit("%s is missing (install cyrus-clients)" % B.IMTEST)
+    phases = {"off": [False], "on": [True], "both": [False, True]}[
+        args.server_cache]
     print("login.py: %d repetitions per arm; build tree %s" % (args.reps, top))
     failures = 0
     with tempfile.TemporaryDirectory(prefix="mailoauth-bench-bin-") as tmp, \
-            B.BenchEnv(top, keep=args.keep) as env:
+            B.BenchEnv(top, dovecot="cache" if phases[0] else True,
+                       keep=args.keep) as env:
         loop_bin = args.loop_bin
         if not loop_bin and args.only != "a":
             loop_bin = B.build_loop(tmp)
         env.login()
         env.token_ok()
         if args.only != "b":
-            failures += part_a(env, args.reps)
-        if args.only != "a":
-            failures += part_b(env, args.reps, loop_bin)
+            env.start_agent()
+        for n, cache in enumerate(phases):
+            if n:
+                env.restart_dovecot(cache)
+            prefix = "login.cache" if cache else "login"
+            print("\n----- Dovecot auth cache %s%s" % (
+                "ON (auth_cache_size/auth_cache_ttl, both passdbs)" if cache
+                else "off (as in the end-to-end tests)",
+                "" if cache else ": every bearer login is introspected over "
+                "HTTPS by the provider"))
+            if args.only != "b":
+                failures += part_a(env, args.reps, prefix)
+            if args.only != "a":
+                failures += part_b(env, args.reps, loop_bin, prefix)
     return 1 if failures else 0
 
 

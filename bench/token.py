@@ -10,9 +10,15 @@ to exit; the order rotates every repetition):
   version    mailoauth --version                     the helper starting and
                                                      doing nothing: its
                                                      dynamic linking cost
-  linkfloor  an empty main() linked with the same    what merely linking the
-             libraries as mailoauth (compiled here,  HTTP/TLS stack costs
-             if a compiler and the -dev links exist)
+  linkfloor  an empty main() linked with the same    what merely linking
+             libraries as mailoauth (compiled here,  mailoauth's libraries
+             if a compiler and the -dev links exist) costs (libcurl is no
+                                                     longer one of them)
+
+mailoauth loads its HTTP stack (tokenhelper/.libs/mailoauth-curl.so, which
+links libcurl) with dlopen() only when it makes a request; the run checks,
+with LD_DEBUG=files, that `mailoauth token` with a valid cached token does
+not load it.
 
 The store holds a token from a real `mailoauth login` against the fake
 provider; the run checks that no refresh request reached the provider.
@@ -58,6 +64,19 @@ def build_linkfloor(tmp, mailoauth):
     return out, libs
 
 
+def loads_http_module(mailoauth, env):
+    """Whether `mailoauth token` loads mailoauth-curl.so or libcurl (the
+    dynamic loader's own log, on stderr; stdout, the token, is discarded).
+    Returns (loaded, checked)."""
+    e = dict(env, LD_DEBUG="files")
+    r = subprocess.run([mailoauth, "token", B.ACCOUNT], env=e,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, timeout=30)
+    if "file=" not in r.stderr:             # LD_DEBUG not honoured
+        return False, False
+    return ("mailoauth-curl.so" in r.stderr or "libcurl" in r.stderr), True
+
+
 def hyperfine(cmds, env, reps, tmp):
     out = os.path.join(tmp, "hyperfine.json")
     argv = ["hyperfine", "-N", "--style", "none", "--warmup", "5",
@@ -95,6 +114,11 @@ def main():
         if lf:
             arms.append(("linkfloor", [lf[0]]))
         e = env.env(False)
+        loaded, checked = loads_http_module(env.mailoauth, e)
+        if checked:
+            print("cache hit loads the HTTP module (mailoauth-curl.so, "
+                  "libcurl): %s" % ("YES" if loaded else "no"))
+            B.result("token.loads_http", "yes" if loaded else "no")
         for _ in range(5):                           # warm-up
             for _name, argv in arms:
                 B.time_spawn(argv, e)
@@ -153,7 +177,7 @@ def main():
                           hf["token"] / hf["cat"]))
                 B.result("token.hyperfine_ratio", "%.3f"
                          % (hf["token"] / hf["cat"]))
-        return 1 if sum(bad.values()) or refreshes else 0
+        return 1 if sum(bad.values()) or refreshes or loaded else 0
 
 
 if __name__ == "__main__":

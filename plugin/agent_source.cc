@@ -51,25 +51,6 @@ bool lookup_uid(const std::string& name, uid_t& uid) {
     return true;
 }
 
-bool parse_number(const std::string& s, unsigned long long max, unsigned long long& out) {
-    if (s.empty() || s.size() > 12) return false;
-    unsigned long long n = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        n = n * 10 + static_cast<unsigned>(c - '0');
-    }
-    if (n > max) return false;
-    out = n;
-    return true;
-}
-
-// What the agent said about a failure, sanitized.
-std::string agent_says(const protocol::Message& msg) {
-    std::string d = msg.get_or("error_description", "");
-    if (d.empty()) d = msg.get_or("error", "");
-    return wire::sanitize(d, 300);
-}
-
 enum class Io { Ok, TimedOut, Closed, Error };
 
 Io send_all(int fd, const std::string& data, long long deadline, int& err) {
@@ -159,7 +140,7 @@ AgentSource::AgentSource(std::string socket, std::string agent_user, long timeou
     if (!agent_user.empty()) {
         unsigned long long n = 0;
         uid_t uid = 0;
-        if (parse_number(agent_user, static_cast<uid_t>(-1) - 1ull, n)) {
+        if (parse_decimal(agent_user, static_cast<uid_t>(-1) - 1ull, n)) {
             uid = static_cast<uid_t>(n);
         } else if (!lookup_uid(agent_user, uid)) {
             setup_error_ = config_hint_ + ": agent_user '" + wire::sanitize(agent_user, 64) +
@@ -301,62 +282,12 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
         return;
     }
     unsigned long long code = 0;
-    if (!parse_number(answer.get_or("status", ""), 255, code)) {
+    if (!parse_decimal(answer.get_or("status", ""), 255, code)) {
         reply.message = who + " replied without a valid status";
         return;
     }
-    const std::string says = agent_says(answer);
-    const std::string because = says.empty() ? std::string() : ": " + says;
-    switch (code) {
-    case 0:
-        break;
-    case 75:
-        reply.status = TokenStatus::TryAgain;
-        reply.message = who + " reports a temporary failure" + because;
-        return;
-    case 77:
-        reply.status = TokenStatus::Relogin;
-        reply.message = says.empty() ? std::string("the stored login is no longer valid") : says;
-        return;
-    case 78:
-        reply.status = TokenStatus::Config;
-        reply.message = says.empty() ? std::string("configuration error") : says;
-        return;
-    case 64:
-    case 65:
-        reply.message = who + " refused the request (status " + std::to_string(code) + ")" + because;
-        return;
-    default:
-        reply.message = who + " failed with status " + std::to_string(code) + because;
-        return;
-    }
-    if (answer.has("error")) {
-        reply.message = who + " reports an error" + because;
-        return;
-    }
-    const std::string* token = answer.get("access_token");
-    if (token == nullptr || token->empty()) {
-        reply.message = who + " replied without an access_token";
-        return;
-    }
-    if (!wire::valid_bearer_token(*token)) {
-        reply.message = who + " returned an access token with characters a bearer token cannot have";
-        return;
-    }
-    unsigned long long expires = 0;
-    if (!parse_number(answer.get_or("expires_at", ""), 999999999999ull, expires)) {
-        reply.message = who + " replied without a valid expires_at";
-        return;
-    }
-    std::string user = answer.get_or("user", "");
-    if (!user.empty() && !wire::valid_wire_name(user)) {
-        reply.message = who + " returned a user name with control characters";
-        return;
-    }
-    reply.status = TokenStatus::Ok;
-    reply.token = Secret(*token);
-    reply.expires_at = static_cast<long long>(expires);
-    reply.user = std::move(user);
+    if (!accept_status(who, code, "status", peer_says(answer), reply)) return;
+    read_token_reply(who, answer, reply);
 }
 
 }  // namespace mailoauth::plugin

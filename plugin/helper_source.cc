@@ -29,25 +29,6 @@ std::string signal_name(int sig) {
     return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
-bool parse_epoch(const std::string& s, long long& out) {
-    if (s.empty() || s.size() > 12) return false;
-    long long n = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        n = n * 10 + (c - '0');
-    }
-    out = n;
-    return true;
-}
-
-// The helper's own words for a failure: "error_description" (or "error"),
-// sanitized; empty when it said nothing parseable.
-std::string helper_says(const protocol::Message& msg) {
-    std::string d = msg.get_or("error_description", "");
-    if (d.empty()) d = msg.get_or("error", "");
-    return wire::sanitize(d, 300);
-}
-
 }  // namespace
 
 HelperSource::HelperSource(std::string path, long timeout_s, std::string store, std::string config_hint)
@@ -126,32 +107,9 @@ void HelperSource::fetch(const TokenRequest& req, TokenReply& reply) {
     protocol::Message answer;
     protocol::ParseResult pr = protocol::parse(run_result.output, answer);
     const int code = run_result.end == RunResult::End::Exited ? run_result.exit_code : 0;
-    const std::string says = pr.ok ? helper_says(answer) : std::string();
-    const std::string because = says.empty() ? std::string() : ": " + says;
-
-    switch (code) {
-    case 0:
-        break;
-    case 75:
-        reply.status = TokenStatus::TryAgain;
-        reply.message = who + " reports a temporary failure" + because;
+    if (!accept_status(who, static_cast<unsigned long long>(code), "exit status",
+                       pr.ok ? peer_says(answer) : std::string(), reply))
         return;
-    case 77:
-        reply.status = TokenStatus::Relogin;
-        reply.message = says.empty() ? std::string("the stored login is no longer valid") : says;
-        return;
-    case 78:
-        reply.status = TokenStatus::Config;
-        reply.message = says.empty() ? std::string("configuration error") : says;
-        return;
-    case 64:
-    case 65:
-        reply.message = who + " refused the request (exit " + std::to_string(code) + ")" + because;
-        return;
-    default:
-        reply.message = who + " failed with exit status " + std::to_string(code) + because;
-        return;
-    }
 
     if (run_result.output.empty()) {
         reply.message = who + " printed no reply";
@@ -162,33 +120,7 @@ void HelperSource::fetch(const TokenRequest& req, TokenReply& reply) {
                         wire::sanitize(pr.error, 100) + ")";
         return;
     }
-    if (answer.has("error")) {
-        reply.message = who + " reports an error" + because;
-        return;
-    }
-    const std::string* token = answer.get("access_token");
-    if (token == nullptr || token->empty()) {
-        reply.message = who + " replied without an access_token";
-        return;
-    }
-    if (!wire::valid_bearer_token(*token)) {
-        reply.message = who + " returned an access token with characters a bearer token cannot have";
-        return;
-    }
-    long long expires = 0;
-    if (!parse_epoch(answer.get_or("expires_at", ""), expires)) {
-        reply.message = who + " replied without a valid expires_at";
-        return;
-    }
-    std::string user = answer.get_or("user", "");
-    if (!user.empty() && !wire::valid_wire_name(user)) {
-        reply.message = who + " returned a user name with control characters";
-        return;
-    }
-    reply.status = TokenStatus::Ok;
-    reply.token = Secret(*token);
-    reply.expires_at = expires;
-    reply.user = std::move(user);
+    read_token_reply(who, answer, reply);
 }
 
 }  // namespace mailoauth::plugin

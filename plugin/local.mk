@@ -10,7 +10,7 @@ plugin_libplugincore_la_SOURCES = \
 	plugin/log.h plugin/log.cc \
 	plugin/wire.h plugin/wire.cc \
 	plugin/credentials.h plugin/credentials.cc \
-	plugin/token_source.h \
+	plugin/token_source.h plugin/token_source.cc \
 	plugin/subprocess.h plugin/subprocess.cc \
 	plugin/helper_source.h plugin/helper_source.cc \
 	plugin/agent_source.h plugin/agent_source.cc \

@@ -5,6 +5,7 @@
 #ifndef MAILOAUTH_PLUGIN_TOKEN_SOURCE_H
 #define MAILOAUTH_PLUGIN_TOKEN_SOURCE_H
 
+#include "common/protocol.h"
 #include "common/secret.h"
 
 #include <string>
@@ -47,6 +48,27 @@ public:
     // Never throws std::exception other than std::bad_alloc.
     virtual void fetch(const TokenRequest& req, TokenReply& reply) = 0;
 };
+
+// Shared by the helper and agent sources: how a helper-protocol reply is
+// read.  WHO names the peer in messages ("the token helper /usr/bin/...").
+
+// A decimal number of at most 12 digits, not above max.
+bool parse_decimal(const std::string& s, unsigned long long max, unsigned long long& out);
+
+// The peer's own words for a failure: error_description (or error),
+// sanitized; empty when it said nothing.
+std::string peer_says(const protocol::Message& msg);
+
+// Maps the peer's sysexits status (the helper's exit status, the agent's
+// "status" key) to reply.status and a message.  Returns true only for 0,
+// when the caller goes on to read the reply.  WHAT is "exit status" or
+// "status", for messages.
+bool accept_status(const std::string& who, unsigned long long code, const char* what,
+                   const std::string& says, TokenReply& reply);
+
+// Reads access_token, expires_at and user from a status-0 reply, checking
+// each; on success reply.status is Ok.
+void read_token_reply(const std::string& who, const protocol::Message& answer, TokenReply& reply);
 
 }  // namespace mailoauth::plugin
 

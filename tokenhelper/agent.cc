@@ -25,6 +25,7 @@
 #include "tokenhelper/peercred.h"
 #include "tokenhelper/settings.h"
 #include "tokenhelper/store.h"
+#include "tokenhelper/timefmt.h"
 #include "tokenhelper/tokens.h"
 
 namespace mailoauth::agent {
@@ -294,15 +295,6 @@ std::string one_line(const std::string& s, std::size_t max = 1000) {
         o += (u < 0x20 || u == 0x7f) ? ' ' : c;
     }
     return o;
-}
-
-std::string utc(std::int64_t t) {
-    time_t tt = static_cast<time_t>(t);
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    return buf;
 }
 
 std::string user_name(uid_t uid) {
@@ -601,7 +593,7 @@ void Server::serve(int fd) {
     Outcome o = broker_.get(account, force, req.get_or("rejected", ""));
     if (o.refreshed)
         logmsg(LOG_INFO, "refreshed the access token of %s (%s), valid until %s", account.c_str(),
-               o.access_token.fingerprint().c_str(), utc(o.expires_at).c_str());
+               o.access_token.fingerprint().c_str(), format_utc(o.expires_at).c_str());
     if (!o.warning.empty() && o.source == Outcome::Source::Fetched)
         logmsg(LOG_WARNING, "%s: %s", account.c_str(), one_line(o.warning).c_str());
     protocol::Message m;

@@ -17,6 +17,7 @@
 #include "tokenhelper/http.h"
 #include "tokenhelper/settings.h"
 #include "tokenhelper/store.h"
+#include "tokenhelper/timefmt.h"
 #include "tokenhelper/tokens.h"
 
 #ifndef MAILOAUTH_VERSION
@@ -175,16 +176,6 @@ bool parse_seconds(const std::string& s, long min, long max, long& out) {
     return out >= min && out <= max;
 }
 
-std::string utc(std::int64_t t) {
-    if (t <= 0) return "never";
-    time_t tt = static_cast<time_t>(t);
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    return buf;
-}
-
 std::string duration(std::int64_t s) {
     if (s == 0) return "just now";
     bool neg = s < 0;
@@ -295,7 +286,7 @@ int cmd_login(const Parsed& p, const Environment& env, HttpClient& http) {
                  "Signed in. Tokens for %s are saved in %s.\n"
                  "The access token is valid until %s and is refreshed automatically.\n"
                  "Mail programs can now use: mailoauth token %s\n",
-                 account.c_str(), store.path_of(account).c_str(), utc(rec.access_expires_at).c_str(),
+                 account.c_str(), store.path_of(account).c_str(), format_utc(rec.access_expires_at).c_str(),
                  account.c_str());
     return kExitOk;
 }
@@ -467,11 +458,11 @@ int cmd_status(const Parsed& p, const Environment& env) {
             std::printf("  client id:      %s\n", r.client_id.c_str());
             std::printf("  access token:   %s %s (%s)\n",
                         r.access_expires_at - margin > now ? "valid until" : "expired or due for refresh at",
-                        utc(r.access_expires_at).c_str(), duration(r.access_expires_at - now).c_str());
-            std::printf("  refresh token:  obtained %s (%s)\n", utc(r.refresh_obtained_at).c_str(),
+                        format_utc(r.access_expires_at).c_str(), duration(r.access_expires_at - now).c_str());
+            std::printf("  refresh token:  obtained %s (%s)\n", format_utc(r.refresh_obtained_at).c_str(),
                         duration(r.refresh_obtained_at - now).c_str());
             if (r.last_error.empty()) std::printf("  last error:     none\n");
-            else std::printf("  last error:     %s: %s\n", utc(r.last_error_at).c_str(), r.last_error.c_str());
+            else std::printf("  last error:     %s: %s\n", format_utc(r.last_error_at).c_str(), r.last_error.c_str());
         }
     }
     if (json) {

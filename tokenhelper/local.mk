@@ -8,6 +8,7 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/errors.h tokenhelper/errors.cc \
 	tokenhelper/store.h tokenhelper/store.cc \
 	tokenhelper/settings.h tokenhelper/settings.cc \
+	tokenhelper/timefmt.h tokenhelper/timefmt.cc \
 	tokenhelper/tokens.h tokenhelper/tokens.cc \
 	tokenhelper/device_flow.h tokenhelper/device_flow.cc \
 	tokenhelper/commands.h tokenhelper/commands.cc \

@@ -5,9 +5,9 @@ a real `mailoauth login` (device flow; the fake identity provider approves):
     OAUTHBEARER over STARTTLS: IMAP fetches a message placed in the INBOX,
     POP3 retrieves it, SMTP submits one that lands in the maildir;
   * Postfix relaying a message submitted with sendmail(1) with XOAUTH2,
-    with the smtp service unchrooted (passes) and chrooted as Debian ships
-    it (a named expected failure until the agent lands: the helper cannot
-    run inside the chroot);
+    with the smtp service unchrooted (the plugin runs the helper) and
+    chrooted as Debian ships it (the plugin asks `mailoauth agent`, which
+    runs as its own user and alone can read the store);
   * mbsync with AuthMechs XOAUTH2 syncing a message into a local Maildir.
 
 Each test checks that mail moved and that Dovecot logged the mechanism.
@@ -16,7 +16,10 @@ named by MAILOAUTH_CONFIG (helper = ..., store = ...) and libsasl2 finds
 the plugin through SASL_PATH.  Token-bearing output is never printed.
 """
 import os
+import pwd
+import re
 import shutil
+import subprocess
 import sys
 import unittest
 import uuid
@@ -179,8 +182,8 @@ class PostfixTest(_Clients):
     """Postfix relays through Dovecot's submission port with
     smtp_sasl_mechanism_filter = xoauth2.
 
-    The smtp(8) client runs as user postfix and the plugin runs the helper
-    as that user, so the store belongs to postfix: a 0700 directory owned
+    Unchrooted, the smtp(8) client runs as user postfix and the plugin
+    runs the helper as that user, so the store belongs to postfix: a 0700 directory owned
     by postfix, signed in with `mailoauth login` run as postfix (the helper
     refuses a store owned by anybody else, and creating the files as the
     owner is simpler than chown -R after a login as root).  The helper is
@@ -188,7 +191,8 @@ class PostfixTest(_Clients):
     build tree is.  The configuration file (helper, store) and SASL_PATH
     reach smtp through import_environment.  The password map needs an entry
     for the relay, or Postfix does not authenticate; its password is not
-    used.
+    used.  Chrooted, the plugin asks the token agent instead (see
+    test_postfix_chrooted_smtp_relays_xoauth2_through_agent).
     """
 
     @classmethod
@@ -216,14 +220,14 @@ class PostfixTest(_Clients):
                                              helper=cls.pf_helper)
         cls.setup.login(cls.pf_conf, run_as="postfix", helper=cls.pf_helper)
 
-    def relay(self, chroot):
+    def relay(self, chroot, conf=None, name=None):
         return mailenv.Postfix(
             self.setup.work.path, self.dovecot.ports["submission"],
             self.setup.ca.ca_file, sasl_passwords={ALICE: "unused"},
             mechanism_filter="xoauth2", chroot=chroot,
-            name="postfix-chroot-%s" % ("y" if chroot else "n"),
+            name=name or "postfix-chroot-%s" % ("y" if chroot else "n"),
             environment={"SASL_PATH": sasllib.sasl_path(),
-                         "MAILOAUTH_CONFIG": self.pf_conf})
+                         "MAILOAUTH_CONFIG": conf or self.pf_conf})
 
     def send_and_wait(self, pf, tag):
         """sendmail a message; wait until the smtp client reports it sent
@@ -247,8 +251,13 @@ class PostfixTest(_Clients):
             status = "no verdict in 30 s"
         return subj, status
 
-    def run_relay(self, chroot):
-        pf = self.relay(chroot)
+    def run_relay(self, chroot, conf=None, name=None, before_start=None):
+        """Start a Postfix instance, relay one message, check that it landed
+        with XOAUTH2, stop Postfix.  BEFORE_START(pf) runs just before
+        Postfix starts.  Returns the (stopped) instance."""
+        pf = self.relay(chroot, conf, name)
+        if before_start:
+            before_start(pf)
         mark = self.log_mark()
         pf.start()
         pid = pf.pid
@@ -271,23 +280,114 @@ class PostfixTest(_Clients):
             self.assertFalse(mailenv.pid_alive(pid),
                              "postfix master %d still running" % pid)
             self.setup.outputs.append(("postfix log", pf.log()))
+        return pf
 
     def test_postfix_unchrooted_smtp_relays_xoauth2(self):
         self.run_relay(chroot=False)
 
-    @unittest.expectedFailure
-    def test_postfix_chrooted_smtp_relays_xoauth2_needs_agent(self):
-        """Debian's master.cf runs smtp chrooted in the queue directory.
-        libsasl2 loads the plugin (and the plugin reads its configuration)
-        before the chroot, but the helper is started per login, inside the
-        chroot: neither the mailoauth binary and its libraries nor the
-        store exist there (and the store is not readable by user postfix
-        unless it is copied in), so the plugin fails with "cannot run the
-        token helper ... (inside a chroot the helper must exist there too)"
-        and Postfix defers the message.  The agent issue (a socket the
-        plugin talks to instead of running the helper) fixes this; then
-        this test passes and the decorator must go."""
-        self.run_relay(chroot=True)
+    def test_postfix_chrooted_smtp_relays_xoauth2_through_agent(self):
+        """Debian's master.cf runs smtp chrooted in the queue directory as
+        user postfix.  libsasl2 loads the plugin, and the plugin reads its
+        configuration, before the chroot; the helper could not run inside
+        it.  With agent_socket = @NAME the plugin asks `mailoauth agent`
+        over an abstract socket instead, which is the same inside the
+        chroot, and nothing is copied there.
+
+        The agent's user: a dedicated uid (with the same number as its gid)
+        that has no entry in /etc/passwd, found free at run time.  It is
+        nobody else's (`nobody` is Dovecot's mail owner here and a user
+        many daemons share), the test need not add a user to the system,
+        and it cannot collide with the `mailoauth` user the package test
+        creates and removes.  The plugin trusts it through agent_user =
+        <uid> (by default it would trust only root and `mailoauth`).  That
+        uid alone owns the 0700 store, signed in with `mailoauth login` run
+        as that uid.
+
+        Checked: the message lands with XOAUTH2; user postfix cannot list
+        the store or read the account's file; the plugin, run as `nobody`
+        (not in allow_users), is refused and the agent logs the refusal;
+        the queue directory was empty before Postfix started and holds only
+        Postfix's own entries afterwards."""
+        setup = self.setup
+        uid = sasllib.unused_id()
+        store = setup.make_store("agent-mailoauth", owner=(uid, uid))
+        socket_name = sasllib.unique_agent_socket()
+        conf = os.path.join(os.path.dirname(store), "mailoauth.conf")
+        # No helper line: the plugin must not need one.  The store is
+        # read by the agent (and by `mailoauth login`) only.
+        with open(conf, "w") as f:
+            f.write("# mailoauth.conf of the chrooted Postfix test: the "
+                    "plugin asks the agent\n"
+                    "agent_socket = %s\nagent_user = %d\nstore = %s\n"
+                    "http_timeout = 10\n\n[account %s]\nallow_users = postfix\n"
+                    % (socket_name, uid, store, ALICE))
+        os.chmod(conf, 0o644)
+        setup.login(conf, run_as=(uid, uid), helper=self.pf_helper)
+        record = os.path.join(store, ALICE)
+        self.assertTrue(os.path.isfile(record))
+        self.assertEqual(os.stat(store).st_uid, uid)
+        self.assertEqual(os.stat(store).st_mode & 0o777, 0o700)
+
+        # User postfix cannot read the store.
+        for argv in (["ls", store], ["cat", record]):
+            r = subprocess.run(["runuser", "-u", "postfix", "--", *argv],
+                               stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0,
+                                "user postfix could run %s" % argv)
+            self.assertIn("Permission denied", r.stderr)
+
+        agent = sasllib.Agent(
+            [self.pf_helper, "agent", "--foreground", "--socket",
+             socket_name],
+            socket_name, setup.path("agent.log"), run_as=(uid, uid),
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
+                 "MAILOAUTH_CONFIG": conf})
+        agent.start()
+        try:
+            self.assertEqual(sasllib.process_uid(agent.pid), uid)
+            listings = {}
+
+            def before_start(pf):
+                listings["before"] = sasllib.tree(pf.queue_dir)
+            pf = self.run_relay(True, conf=conf, name="postfix-agent",
+                                before_start=before_start)
+            with open(os.path.join(pf.config_dir, "master.cf")) as f:
+                self.assertRegex(f.read(), r"(?m)^smtp\s+unix\s+-\s+-\s+y\s")
+
+            # A caller the configuration does not allow: the real plugin
+            # through libsasl2, run as nobody.
+            mark = agent.log()
+            results = setup.sasl_client(
+                setup.client_env(conf, home="/"), run_as="nobody")
+            self.assertEqual(len(results), 1, results)
+            got = results[0]
+            self.assertNotEqual(got.get("auth"), "OK", setup.redact(str(got)))
+            said = got.get("errdetail", "") + " ".join(got.get("log", []))
+            self.assertIn("not allowed by mailoauth.conf", said,
+                          setup.redact(str(got)))
+            nobody = pwd.getpwnam("nobody").pw_uid
+            refusal = "refused uid %d (nobody) (pid " % nobody
+            part = sasllib.new_part(mark, agent.log())
+            self.assertIn(refusal, part, setup.redact(agent.log()))
+            self.assertRegex(part, r"refused uid %d \(nobody\) \(pid \d+\) "
+                             r"for account %s: " % (nobody, re.escape(ALICE)))
+        finally:
+            status = agent.stop()
+            setup.outputs.append(("agent log", agent.log()))
+        self.assertEqual(status, 0, setup.redact(agent.log()))
+
+        # Nothing mailoauth-related in the chroot, before or after.
+        self.assertEqual(listings["before"], [],
+                         "the queue directory was not empty before start")
+        after = sasllib.tree(pf.queue_dir)
+        services = sasllib.master_services(
+            os.path.join(pf.config_dir, "master.cf"))
+        self.assertEqual(sasllib.chroot_findings(pf.queue_dir, services,
+                                                 setup.secrets()), [],
+                         "chroot listing: %s" % after)
+        # (The abstract socket exists in no file system at all.)
+        self.assertFalse(any(socket_name[1:] in rel for rel, _ in after))
 
 
 if __name__ == "__main__":

@@ -327,7 +327,7 @@ class FakeHelpers(Base):
         s = self.scenario(helper_name="fail", fake={"EXIT": 64, "DESC": "unknown key"})
         r, _ = self.start(s)
         self.assertEqual(r["rc"], "SASL_FAIL")
-        self.assertIn("refused the request (exit 64): unknown key", r["detail"])
+        self.assertIn("refused the request (exit status 64): unknown key", r["detail"])
 
     def test_garbage(self):
         r, _ = self.start(self.scenario(helper_name="garbage"))

@@ -9,15 +9,19 @@ command (with the bearer token) and Dovecot's debug log carries tokens too,
 so every text that may end up in a failure message goes through redact().
 """
 import base64
+import grp
 import json
 import os
 import pwd
 import re
 import shutil
+import signal
 import smtplib
+import stat
 import subprocess
 import sys
 import time
+import uuid
 
 import fakeidp
 import mailenv
@@ -52,6 +56,32 @@ def sasl_path():
 
 def cyrus(tool):
     return os.path.join(mailenv.CYRUS_BIN, tool)
+
+
+def unused_id(low=60000, high=64999):
+    """A number that is neither a uid nor a gid in the user and group
+    databases (highest first in LOW..HIGH), for a throw-away service user
+    that needs no entry in /etc/passwd."""
+    for n in range(high, low - 1, -1):
+        try:
+            pwd.getpwuid(n)
+            continue
+        except KeyError:
+            pass
+        try:
+            grp.getgrgid(n)
+            continue
+        except KeyError:
+            return n
+    raise RuntimeError("no free uid/gid in %d..%d" % (low, high))
+
+
+def _ids(who):
+    """(uid, gid) of WHO: a user name or a (uid, gid) pair."""
+    if isinstance(who, str):
+        pw = pwd.getpwnam(who)
+        return pw.pw_uid, pw.pw_gid
+    return tuple(who)
 
 
 def missing_programs(extra=()):
@@ -212,7 +242,8 @@ class MailSetup:
     # accounts ---------------------------------------------------------------
     def make_store(self, name, owner=None):
         """DIR (mode 0700) for a token store, plus the directory around it
-        (0755: the plugin's configuration file lives there)."""
+        (0755: the plugin's configuration file lives there).  OWNER: a user
+        name or a (uid, gid) pair."""
         parent = self.path(name)
         os.makedirs(parent, exist_ok=True)
         os.chmod(parent, 0o755)
@@ -220,8 +251,7 @@ class MailSetup:
         os.makedirs(store, exist_ok=True)
         os.chmod(store, 0o700)
         if owner:
-            pw = pwd.getpwnam(owner)
-            os.chown(store, pw.pw_uid, pw.pw_gid)
+            os.chown(store, *_ids(owner))
         return store
 
     def write_config(self, directory, store, helper=None, extra=""):
@@ -242,16 +272,19 @@ class MailSetup:
         return env
 
     def login(self, conf, account=ALICE, approve_as=None, extra=(),
-              run_as=None, helper=None):
+              run_as=None, helper=None, store=None):
         """`mailoauth login ACCOUNT` with the real device flow; the fake's
         user at the browser (APPROVE_AS, default ACCOUNT) approves the
-        code.  RUN_AS: the Unix user to run it as (the store's owner)."""
+        code.  RUN_AS: the Unix user to run it as (the store's owner), a
+        name or a (uid, gid) pair.  STORE: given as --store (else the
+        configuration's)."""
         kw = {}
         if run_as:
-            pw = pwd.getpwnam(run_as)
-            kw = dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+            uid, gid = _ids(run_as)
+            kw = dict(user=uid, group=gid, extra_groups=[])
         proc = subprocess.Popen(
-            [helper or helper_path(), "login", account,
+            [helper or helper_path(),
+             *(("--store", store) if store else ()), "login", account,
              "--client-id", self.idp.client_id,
              "--authority", self.idp.authority(), "--ca-file",
              self.ca.ca_file, *extra],
@@ -317,15 +350,28 @@ class MailSetup:
         return r.returncode, text, time.monotonic() - t0
 
     def sasl_client(self, env, mech="XOAUTH2", logins=1, account=ALICE,
-                    timeout=60):
+                    timeout=60, run_as=None):
         """tests/e2e/sasl/saslclient.py: LOGINS IMAP logins from one process
         through libsasl2 (a long-lived client, like Postfix's smtp).  Returns
-        one dict per login."""
+        one dict per login.  RUN_AS: a user name or (uid, gid) to run it as
+        (the script is copied into the work directory for that user)."""
         plan = {"account": account, "port": self.dovecot.ports["imap"],
                 "ca_file": self.ca.ca_file, "mech": mech, "logins": logins}
-        r = subprocess.run([sys.executable, SASL_CLIENT, json.dumps(plan)],
+        python, script, kw = sys.executable, SASL_CLIENT, {}
+        if run_as:
+            # Another user may not reach this Python (a virtualenv under
+            # /root) or the source tree: the system's Python, a copy.
+            uid, gid = _ids(run_as)
+            kw = dict(user=uid, group=gid, extra_groups=[], cwd="/")
+            if os.path.exists("/usr/bin/python3"):
+                python = "/usr/bin/python3"
+            script = self.path("saslclient.py")
+            shutil.copyfile(SASL_CLIENT, script)
+            os.chmod(script, 0o644)
+        r = subprocess.run([python, script, json.dumps(plan)],
                            env=env, stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout,
+                           **kw)
         self.outputs.append(("saslclient", r.stdout + r.stderr))
         if r.returncode != 0:
             raise AssertionError("saslclient failed (%d): %s" % (
@@ -367,3 +413,193 @@ class MailSetup:
                 if s in text:
                     found.append((what, s[:4] + "..."))
         return found
+
+
+# --------------------------------------------------------------------------
+# The token agent, and what is inside Postfix's chroot.
+
+def unique_agent_socket(tag="e2e"):
+    """An abstract socket name no other test (or a real agent) uses."""
+    return "@mailoauth-%s-%d-%s" % (tag, os.getpid(), uuid.uuid4().hex[:8])
+
+
+def socket_listener(name):
+    """PID of the process holding the listening Unix socket NAME (@abstract
+    or a path), from /proc/net/unix and the processes' descriptors; None if
+    there is none.  Found without connecting: the agent logs a connection
+    that sends no request."""
+    want = name if name.startswith("@") else os.path.abspath(name)
+    inodes = set()
+    try:
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                # Num RefCount Protocol Flags Type St Inode Path;
+                # Flags 00010000: listening.
+                if len(fields) >= 8 and fields[7] == want and \
+                        int(fields[3], 16) & 0x10000:
+                    inodes.add("socket:[%s]" % fields[6])
+    except OSError:
+        return None
+    if not inodes:
+        return None
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fd_dir = "/proc/%s/fd" % entry
+        try:
+            for fd in os.listdir(fd_dir):
+                if os.readlink(os.path.join(fd_dir, fd)) in inodes:
+                    return int(entry)
+        except OSError:
+            continue
+    return None
+
+
+def process_uid(pid):
+    """The effective uid of PID."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[2])
+    raise RuntimeError("no Uid in /proc/%d/status" % pid)
+
+
+class Agent:
+    """A `mailoauth agent --foreground` listening on SOCKET_NAME: ARGV run
+    with umask 077 in /, output (the agent logs to stderr as well as to
+    syslog) to LOG_PATH, as RUN_AS (a user name or (uid, gid); None: ARGV
+    drops privileges itself, e.g. through setpriv).  Ready when it logged
+    "listening on" and the process listening on the socket is the one
+    started; stop() sends SIGTERM to exactly that PID."""
+
+    def __init__(self, argv, socket_name, log_path, env=None, run_as=None):
+        self.argv = list(argv)
+        self.socket_name = socket_name
+        self.log_path = log_path
+        self.env = env
+        self.run_as = run_as
+        self.proc = None
+        self.pid = None
+
+    def start(self, timeout=15):
+        kw = {}
+        if self.run_as:
+            uid, gid = _ids(self.run_as)
+            kw = dict(user=uid, group=gid, extra_groups=[])
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=self.env, cwd="/", umask=0o077,
+                start_new_session=True, **kw)
+        self.pid = self.proc.pid
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("the agent exited with %s: %s" % (
+                    self.proc.returncode, self.log()))
+            if "listening on" not in self.log():
+                return False
+            pid = socket_listener(self.socket_name)
+            if pid and pid != self.pid:
+                raise RuntimeError("another process (pid %d) listens on %s"
+                                   % (pid, self.socket_name))
+            return bool(pid)
+        try:
+            mailenv.wait_for(ready, timeout, what="the agent's socket")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout=15):
+        """SIGTERM; the exit status (SIGKILL after TIMEOUT seconds)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+# The subdirectories Postfix itself creates in its queue directory, which is
+# the chroot of the services marked "y" in master.cf.
+POSTFIX_QUEUE_DIRS = frozenset((
+    "active", "bounce", "corrupt", "defer", "deferred", "flush", "hold",
+    "incoming", "maildrop", "pid", "private", "public", "saved", "trace"))
+
+
+def master_services(master_cf):
+    """The service names of a master.cf (the first field of each entry)."""
+    names = set()
+    with open(master_cf) as f:
+        for line in f:
+            if line.strip() and not line[0].isspace() and line[0] != "#":
+                name = line.split()[0]
+                names.add(name.rsplit(":", 1)[-1] if ":" in name else name)
+    return names
+
+
+def tree(root):
+    """Every path under ROOT (relative) with its kind: d, f, l (symlink),
+    s (socket), p (fifo) or ? (anything else)."""
+    out = []
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            mode = os.lstat(path).st_mode
+            kind = ("l" if stat.S_ISLNK(mode) else "d" if stat.S_ISDIR(mode)
+                    else "f" if stat.S_ISREG(mode) else "s" if
+                    stat.S_ISSOCK(mode) else "p" if stat.S_ISFIFO(mode)
+                    else "?")
+            out.append((os.path.relpath(path, root), kind))
+    return sorted(out)
+
+
+def chroot_findings(root, services, secrets=()):
+    """What in ROOT, Postfix's queue directory and so the chroot of its
+    smtp client, is not Postfix's own: a top-level entry Postfix does not
+    create (a copied etc/, lib/, usr/), a name with "mailoauth" in it, a
+    symlink, a socket or fifo other than a master.cf service's in private/
+    or public/, a program or library (ELF), a certificate or key (PEM), a
+    token store record, a secret.  Empty when nothing was added."""
+    found = []
+    for rel, kind in tree(root):
+        parts = rel.split(os.sep)
+        path = os.path.join(root, rel)
+        if parts[0] not in POSTFIX_QUEUE_DIRS:
+            found.append("%s (%s): not a Postfix queue directory" % (rel, kind))
+        if "mailoauth" in rel.lower():
+            found.append("%s (%s): named mailoauth" % (rel, kind))
+        if kind in ("s", "p"):
+            if len(parts) != 2 or parts[0] not in ("private", "public") \
+                    or parts[1] not in services:
+                found.append("%s: a %s that is no Postfix service's" % (
+                    rel, "socket" if kind == "s" else "fifo"))
+        elif kind in ("l", "?"):
+            found.append("%s: %s" % (rel, "a symlink" if kind == "l"
+                                     else "a special file"))
+        elif kind == "f":
+            with open(path, "rb") as f:
+                data = f.read(1 << 20)
+            if data.startswith(b"\x7fELF"):
+                found.append(rel + ": a program or library")
+            if b"-----BEGIN " in data:
+                found.append(rel + ": a certificate or key")
+            if b"refresh_token" in data or b"access_token" in data:
+                found.append(rel + ": a token store record")
+            if any(s.encode() in data for s in secrets if len(s) >= 8):
+                found.append(rel + ": holds a secret")
+    return found

@@ -1,0 +1,15 @@
+// Times as people read them in messages, status and logs.
+#ifndef MAILOAUTH_TOKENHELPER_TIMEFMT_H
+#define MAILOAUTH_TOKENHELPER_TIMEFMT_H
+
+#include <cstdint>
+#include <string>
+
+namespace mailoauth {
+
+// "2026-11-23 17:00:00 UTC", or "never" for 0 and before.
+std::string format_utc(std::int64_t epoch_seconds);
+
+}  // namespace mailoauth
+
+#endif
