@@ -51,7 +51,8 @@ def arg_parser(description):
 def builddir(args):
     d = args.builddir or os.environ.get("top_builddir") or os.getcwd()
     d = os.path.abspath(d)
-    missing = [p for p in ("mailoauth", "plugin/.libs/libmailoauth.so")
+    missing = [p for p in ("mailoauth", "plugin/.libs/libmailoauth.so",
+                           "tokenhelper/.libs/mailoauth-curl.so")
                if not os.path.exists(os.path.join(d, p))]
     if missing:
         sys.exit("%s: not a built tree (missing %s); pass --builddir DIR or "
