@@ -7,7 +7,6 @@
 #include <poll.h>
 #include <unistd.h>
 
-#include <json/json.h>
 
 #include "common/protocol.h"
 #include "common/secret.h"
@@ -187,6 +186,47 @@ std::string duration(std::int64_t s) {
     else v = std::to_string(s / 86400) + " days";
     return neg ? v + " ago" : "in " + v;
 }
+
+// A JSON string literal.  status --json writes its few fields by hand so
+// that the program does not load jsoncpp (see http_module.h).
+std::string json_quote(const std::string& v) {
+    std::string o = "\"";
+    for (unsigned char c : v) {
+        switch (c) {
+        case '"': o += "\\\""; break;
+        case '\\': o += "\\\\"; break;
+        case '\n': o += "\\n"; break;
+        case '\r': o += "\\r"; break;
+        case '\t': o += "\\t"; break;
+        default:
+            if (c < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                o += buf;
+            } else {
+                o += static_cast<char>(c);
+            }
+        }
+    }
+    return o + "\"";
+}
+
+// One JSON object, written in the order the fields are added.
+class JsonObject {
+public:
+    JsonObject& str(const char* k, const std::string& v) { return raw(k, json_quote(v)); }
+    JsonObject& num(const char* k, std::int64_t v) { return raw(k, std::to_string(v)); }
+    JsonObject& flag(const char* k, bool v) { return raw(k, v ? "true" : "false"); }
+    std::string text() const { return "  {\n" + body_ + "\n  }"; }
+
+private:
+    JsonObject& raw(const char* k, const std::string& v) {
+        if (!body_.empty()) body_ += ",\n";
+        body_ += "    " + json_quote(k) + ": " + v;
+        return *this;
+    }
+    std::string body_;
+};
 
 // A message that goes into a protocol value or one log line.
 std::string one_line(const std::string& s) {
@@ -416,7 +456,7 @@ int cmd_status(const Parsed& p, const Environment& env) {
     if (!p.positional.empty()) accounts.push_back(p.positional[0]);
     else accounts = store.list(err);
     std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-    Json::Value arr(Json::arrayValue);
+    std::vector<std::string> arr;
     int rc = kExitOk;
     if (accounts.empty() && !json) std::printf("No accounts in %s.\n", store.dir().c_str());
     for (const auto& a : accounts) {
@@ -426,10 +466,7 @@ int cmd_status(const Parsed& p, const Environment& env) {
             std::string msg = st == LoadStatus::NotFound ? "not signed in (run: mailoauth login " + a + ")" : err;
             rc = st == LoadStatus::NotFound ? kExitNoPerm : kExitConfig;
             if (json) {
-                Json::Value o;
-                o["account"] = a;
-                o["error"] = msg;
-                arr.append(o);
+                arr.push_back(JsonObject().str("account", a).str("error", msg).text());
             } else {
                 std::printf("%s\n  %s\n", a.c_str(), msg.c_str());
             }
@@ -437,20 +474,21 @@ int cmd_status(const Parsed& p, const Environment& env) {
         }
         long margin = env.refresh_margin(a);
         if (json) {
-            Json::Value o;
-            o["account"] = r.account;
-            o["user"] = r.user;
-            o["authority"] = r.authority;
-            o["client_id"] = r.client_id;
-            o["scope"] = r.scope;
-            o["access_token_expires_at"] = Json::Int64(r.access_expires_at);
-            o["access_token_valid"] = !r.access_token.empty() && r.access_expires_at - margin > now;
-            o["refresh_token_obtained_at"] = Json::Int64(r.refresh_obtained_at);
-            o["refresh_token_age_seconds"] = Json::Int64(r.refresh_obtained_at > 0 ? now - r.refresh_obtained_at : 0);
-            o["created_at"] = Json::Int64(r.created_at);
-            o["last_error"] = r.last_error;
-            o["last_error_at"] = Json::Int64(r.last_error_at);
-            arr.append(o);
+            arr.push_back(JsonObject()
+                              .str("account", r.account)
+                              .str("user", r.user)
+                              .str("authority", r.authority)
+                              .str("client_id", r.client_id)
+                              .str("scope", r.scope)
+                              .num("access_token_expires_at", r.access_expires_at)
+                              .flag("access_token_valid", !r.access_token.empty() && r.access_expires_at - margin > now)
+                              .num("refresh_token_obtained_at", r.refresh_obtained_at)
+                              .num("refresh_token_age_seconds",
+                                   r.refresh_obtained_at > 0 ? now - r.refresh_obtained_at : 0)
+                              .num("created_at", r.created_at)
+                              .str("last_error", r.last_error)
+                              .num("last_error_at", r.last_error_at)
+                              .text());
         } else {
             std::printf("%s\n", r.account.c_str());
             std::printf("  user:           %s\n", r.user.c_str());
@@ -466,9 +504,9 @@ int cmd_status(const Parsed& p, const Environment& env) {
         }
     }
     if (json) {
-        Json::StreamWriterBuilder w;
-        w["indentation"] = "  ";
-        std::printf("%s\n", Json::writeString(w, arr).c_str());
+        std::string out = "[";
+        for (std::size_t i = 0; i < arr.size(); ++i) out += (i ? ",\n" : "\n") + arr[i];
+        std::printf("%s%s]\n", out.c_str(), arr.empty() ? "" : "\n");
     }
     return rc;
 }

@@ -1,14 +1,78 @@
-// Entry point of mailoauth-curl.so, the module that holds the HTTP stack
-// (see http_module.h for why it is a module).
+// Entry point of mailoauth-curl.so, the module that holds the HTTP stack and
+// the JSON parsers (see http_module.h for why it is a module).
+//
+// The program may carry its own copy of the C++ runtime, so no exception
+// may cross from here into it: every entry catches everything.
 #include "tokenhelper/http_module.h"
 
 #include <new>
 
-extern "C" __attribute__((visibility("default"))) mailoauth::HttpClient* mailoauth_http_module_new_v1() {
+namespace {
+
+using namespace mailoauth;
+
+// CurlHttpClient whose calls never throw across the module boundary.
+class GuardedClient : public CurlHttpClient {
+public:
+    HttpResult post_form(const std::string& url, const std::string& body,
+                         const HttpOptions& opts) override {
+        try {
+            return CurlHttpClient::post_form(url, body, opts);
+        } catch (...) {
+            HttpResult r;
+            r.failure = HttpFailure::Transport;
+            r.error = "out of memory during the request";
+            return r;
+        }
+    }
+    bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) override {
+        try {
+            return CurlHttpClient::check_url(url, allow_loopback_http, why);
+        } catch (...) {
+            return false;
+        }
+    }
+};
+
+HttpClient* new_client() {
     try {
-        mailoauth::http_global_init();
-        return new (std::nothrow) mailoauth::CurlHttpClient;
+        http_global_init();
+        return new (std::nothrow) GuardedClient;
     } catch (...) {
         return nullptr;
     }
+}
+
+bool device_code(std::string_view body, DeviceCodeResponse& out, std::string& err) {
+    try {
+        return parse_device_code_response(body, out, err);
+    } catch (...) {
+        err = "out of memory";
+        return false;
+    }
+}
+
+bool token(std::string_view body, TokenResponse& out, std::string& err) {
+    try {
+        return parse_token_response(body, out, err);
+    } catch (...) {
+        err = "out of memory";
+        return false;
+    }
+}
+
+bool error_reply(std::string_view body, OAuthError& out) {
+    try {
+        return parse_error_response(body, out);
+    } catch (...) {
+        return false;
+    }
+}
+
+const NetModuleV1 kTable = {sizeof(NetModuleV1), new_client, device_code, token, error_reply};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) const mailoauth::NetModuleV1* mailoauth_net_module_v1() {
+    return &kTable;
 }

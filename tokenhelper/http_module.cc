@@ -16,7 +16,7 @@ constexpr const char* kModuleName = "mailoauth-curl.so";
 std::mutex load_mutex;  // the agent's threads may race to the first request
 }  // namespace
 
-std::string http_module_path() {
+std::string net_module_path() {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
@@ -30,30 +30,48 @@ std::string http_module_path() {
     return std::string(MAILOAUTH_PKGLIBDIR) + "/" + kModuleName;
 }
 
-LazyHttpClient::~LazyHttpClient() {
-    // The module stays loaded until exit: libcurl's global state is not
-    // meant to be torn down while the process goes on.
-    delete impl_;
-}
-
-HttpClient* LazyHttpClient::get(std::string& why) {
+const NetModuleV1* net_module(std::string& why) {
+    static bool tried = false;
+    static const NetModuleV1* table = nullptr;
+    static std::string error;
     std::lock_guard<std::mutex> g(load_mutex);
-    if (!tried_) {
-        tried_ = true;
-        std::string path = http_module_path();
+    if (!tried) {
+        tried = true;
+        std::string path = net_module_path();
+        // The module stays loaded until exit: libcurl's global state is not
+        // meant to be torn down while the process goes on.
         void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (!h) {
             const char* e = dlerror();
-            load_error_ = "cannot load the HTTP module " + path + " (" + (e ? e : "unknown error") +
-                          "); reinstall mailoauth";
+            error = "cannot load the network module " + path + " (" + (e ? e : "unknown error") +
+                    "); reinstall mailoauth";
         } else {
-            using Entry = HttpClient* (*)();
-            auto entry = reinterpret_cast<Entry>(dlsym(h, MAILOAUTH_HTTP_MODULE_ENTRY));
-            if (!entry) load_error_ = path + " is not mailoauth's HTTP module of this version; reinstall mailoauth";
-            else if (!(impl_ = entry())) load_error_ = "libcurl could not be initialised";
+            using Entry = const NetModuleV1* (*)();
+            auto entry = reinterpret_cast<Entry>(dlsym(h, MAILOAUTH_NET_MODULE_ENTRY));
+            const NetModuleV1* t = entry ? entry() : nullptr;
+            if (!t || t->size != sizeof(NetModuleV1))
+                error = path + " is not mailoauth's network module of this version; reinstall mailoauth";
+            else
+                table = t;
         }
     }
-    if (!impl_) why = load_error_;
+    if (!table) why = error;
+    return table;
+}
+
+LazyHttpClient::~LazyHttpClient() { delete impl_; }
+
+HttpClient* LazyHttpClient::get(std::string& why) {
+    if (!tried_) {
+        tried_ = true;
+        if (const NetModuleV1* m = net_module(why)) {
+            impl_ = m->new_client();
+            if (!impl_) why = "libcurl could not be initialised";
+        }
+    } else if (!impl_) {
+        net_module(why);
+        if (why.empty()) why = "libcurl could not be initialised";
+    }
     return impl_;
 }
 

@@ -1,25 +1,40 @@
-// The HTTP stack as a module loaded on first use.
+// The network layer as a module loaded on first use.
 //
-// libcurl drags in TLS, HTTP/2, IDN, LDAP and Kerberos libraries whose
-// loading costs more than everything else `mailoauth token` does when the
-// cached token is still good (bench/token.py: about 6x the cost of `cat`).
-// So the program links none of it: CurlHttpClient lives in the module
-// mailoauth-curl.so, which LazyHttpClient dlopen()s the first time a request
-// is really made (a refresh, a login).
+// libcurl drags in TLS, HTTP/2, IDN, LDAP and Kerberos libraries, and
+// jsoncpp and the shared C++ runtime cost more to load than everything else
+// `mailoauth token` does when the cached token is still good (bench/token.py).
+// So the program links none of them: the HTTP client (http.cc) and the JSON
+// reply parsers (oauth.cc) live in the module mailoauth-curl.so, which is
+// dlopen()ed the first time a request is really made (a refresh, a login).
 #ifndef MAILOAUTH_TOKENHELPER_HTTP_MODULE_H
 #define MAILOAUTH_TOKENHELPER_HTTP_MODULE_H
 
 #include <string>
+#include <string_view>
 
 #include "tokenhelper/http.h"
-
-// The module's one exported function: returns a new CurlHttpClient, or
-// nullptr when libcurl cannot be initialised.  The version in the name
-// changes whenever HttpClient's layout does.
-#define MAILOAUTH_HTTP_MODULE_ENTRY "mailoauth_http_module_new_v1"
-extern "C" mailoauth::HttpClient* mailoauth_http_module_new_v1();
+#include "tokenhelper/oauth.h"
 
 namespace mailoauth {
+
+// What the module offers.  The program and the module are built together
+// from the same headers; the version in the entry's name changes whenever
+// this table or the types it carries change.
+struct NetModuleV1 {
+    unsigned size;  // sizeof(NetModuleV1), a cheap sanity check
+    // A new CurlHttpClient, or nullptr when libcurl cannot be initialised.
+    HttpClient* (*new_client)();
+    bool (*parse_device_code_response)(std::string_view, DeviceCodeResponse&, std::string&);
+    bool (*parse_token_response)(std::string_view, TokenResponse&, std::string&);
+    bool (*parse_error_response)(std::string_view, OAuthError&);
+};
+
+// Loads the module once (thread-safe); nullptr with why on failure.
+const NetModuleV1* net_module(std::string& why);
+
+// Where the module is looked for: beside a build-tree binary
+// (EXE_DIR/tokenhelper/.libs/), else the installed PKGLIBDIR.
+std::string net_module_path();
 
 class LazyHttpClient : public HttpClient {
 public:
@@ -33,17 +48,14 @@ public:
     bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) override;
 
 private:
-    // Loads the module once; on failure fills why and returns nullptr.
     HttpClient* get(std::string& why);
     HttpClient* impl_ = nullptr;
-    std::string load_error_;
     bool tried_ = false;
 };
 
-// Where the module is looked for: beside a build-tree binary
-// (EXE_DIR/tokenhelper/.libs/), else the installed PKGLIBDIR.
-std::string http_module_path();
-
 }  // namespace mailoauth
+
+#define MAILOAUTH_NET_MODULE_ENTRY "mailoauth_net_module_v1"
+extern "C" const mailoauth::NetModuleV1* mailoauth_net_module_v1();
 
 #endif

@@ -2,8 +2,10 @@
 # Installation test of the Debian packages: installs the given .debs with
 # apt-get, checks what they put on the machine (the plugin seen by libsasl2,
 # the system user, the private store, the agent run with its service's own
-# command line and user), then purges them and removes what they left (the
-# system user, when this test created it).  TAP on stdout.  Run as root:
+# command line and user, Postfix with its smtp client chrooted relaying
+# through the agent: test_installed_postfix.py), then purges them and
+# removes what they left (the system user, when this test created it).  TAP
+# on stdout.  Run as root:
 #
 #   tests/install/test_packages.sh mailoauth_*.deb libsasl2-modules-mailoauth_*.deb
 #
@@ -265,6 +267,24 @@ else
   done
 fi
 rm -f "$log"
+
+# --- Postfix, chrooted, relaying through the agent as README.Debian sets it up --
+# test_installed_postfix.py prints a plan and one "ok - ..."/"not ok - ..."
+# line per check (numbered here), with the unit's command line and user.
+postfix_test=$(dirname "$0")/test_installed_postfix.py
+plan= got=0
+while IFS= read -r line; do
+  case "$line" in
+    "ok - "*)     got=$((got + 1)); ok "${line#ok - }" ;;
+    "not ok - "*) got=$((got + 1)); not_ok "${line#not ok - }" ;;
+    1..*)         plan=${line#1..} ;;
+    "#"*)         printf '%s\n' "$line" ;;
+    *)            printf '# %s\n' "$line" ;;
+  esac
+done < <(timeout 300 python3 "$postfix_test" --exec-start "$exec_start" --user "$svc_user" --group "$svc_group" 2>&1)
+if [ -z "$plan" ] || [ "$got" != "$plan" ]; then
+  not_ok "$postfix_test reported all its checks" "plan: ${plan:-none}, results: $got"
+fi
 
 # --- purge ----------------------------------------------------------------------
 if out=$(DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${packages[@]}" 2>&1); then

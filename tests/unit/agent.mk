@@ -3,6 +3,6 @@
 check_PROGRAMS += tests/unit/test_agent
 tests_unit_test_agent_SOURCES = tests/unit/tap_main.cc tests/unit/test_agent.cc
 tests_unit_test_agent_CXXFLAGS = $(UNIT_CXXFLAGS) -pthread
-tests_unit_test_agent_LDADD = tokenhelper/libtokenhelper.la $(UNIT_LDADD)
+tests_unit_test_agent_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
 tests_unit_test_agent_LDFLAGS = -pthread
 TESTS += tests/unit/test_agent

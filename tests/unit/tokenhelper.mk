@@ -16,7 +16,7 @@ tests_unit_test_http_json_SOURCES = tests/unit/tap_main.cc \
 	tests/unit/test_form.cc tests/unit/test_http.cc \
 	tests/unit/test_oauth.cc tests/unit/test_errors.cc
 tests_unit_test_http_json_CXXFLAGS = $(UNIT_CXXFLAGS) $(JSONCPP_CFLAGS) $(CURL_CFLAGS)
-tests_unit_test_http_json_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libhttpcurl.la $(UNIT_LDADD)
+tests_unit_test_http_json_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
 TESTS += tests/unit/test_http_json
 # libFuzzer target for the three reply parsers; see fuzz/README.
 EXTRA_DIST += fuzz/fuzz_oauth.cc
