@@ -147,9 +147,11 @@ int Connection::initial_response(sasl_client_params_t* params, sasl_interact_t**
                      acct + "' as the user this program runs as");
             return SASL_FAIL;
         case TokenStatus::Config:
+            // The message says what to fix (the helper's explanation, or the
+            // agent's "not allowed by mailoauth.conf").
             fail(utils, SASL_LOG_ERR,
-                 "the token helper reports a configuration problem for account " + acct + ": " +
-                     reply.message + ". Fix it, then run 'mailoauth login " + acct + "'");
+                 "configuration problem for account " + acct + ": " + reply.message +
+                     ". Once it is fixed, sign in again if the account needs it: mailoauth login " + acct);
             return SASL_FAIL;
         case TokenStatus::Failed:
             fail(utils, SASL_LOG_ERR, "no token for account " + acct + ": " + reply.message);
