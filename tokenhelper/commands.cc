@@ -135,7 +135,7 @@ int parse_args(const std::vector<std::string>& args, Parsed& p) {
             std::size_t eq = name.find('=');
             if (eq != std::string::npos) {
                 value = name.substr(eq + 1);
-                name = name.substr(0, eq);
+                name.resize(eq);
                 inline_value = true;
             }
             const OptionSpec* o = find_option(name);
