@@ -122,13 +122,12 @@ try:
         lmtp.sendmail(ACCOUNT, [ACCOUNT], (f"From: <{ACCOUNT}>\r\nTo: <{ACCOUNT}>\r\n"
                                            f"Subject: {subject}\r\n\r\nIt works.\r\n").encode())
     print(f"    $ imtest -t '' -m XOAUTH2 -a {ACCOUNT} -p {dovecot.ports['imap']} 127.0.0.1")
-    p = subprocess.run(["/usr/lib/cyrus/bin/imtest", "-t", "", "-m", "XOAUTH2", "-a", ACCOUNT,
-                        "-p", str(dovecot.ports["imap"]), "127.0.0.1"],
-                       input=b"x1 SELECT INBOX\r\nx2 FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n"
-                             b"x3 LOGOUT\r\n",
-                       capture_output=True, timeout=60,
-                       env={**env, "SASL_PATH": sasl_path})
-    out = p.stdout.decode(errors="replace")
+    _, out, _ = mailenv.run_session(
+        ["/usr/lib/cyrus/bin/imtest", "-t", "", "-m", "XOAUTH2", "-a", ACCOUNT,
+         "-p", str(dovecot.ports["imap"]), "127.0.0.1"],
+        b"x1 SELECT INBOX\r\nx2 FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\nx3 LOGOUT\r\n",
+        env={**env, "SASL_PATH": sasl_path}, timeout=60)
+    out = out.decode(errors="replace")
     # imtest echoes the AUTHENTICATE line, token included: show only results.
     if "Authenticated." not in out or ("Subject: " + subject) not in out:
         sys.exit("demo: the IMAP login through the plugin failed")

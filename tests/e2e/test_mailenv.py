@@ -49,10 +49,9 @@ def cyrus(tool):
 
 
 def run_cyrus(tool, args, stdin, env=None, timeout=20):
-    r = subprocess.run([cyrus(tool), *args], input=stdin,
-                       capture_output=True, timeout=timeout, env=env)
-    return r.returncode, r.stdout.decode("utf-8", "replace"), \
-        r.stderr.decode("utf-8", "replace")
+    rc, out, err = mailenv.run_session([cyrus(tool), *args], stdin, env=env,
+                                       timeout=timeout)
+    return rc, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 class _Env(unittest.TestCase):

@@ -86,6 +86,49 @@ def _write(path, text, mode=0o644):
     os.chmod(path, mode)
 
 
+def run_session(argv, commands, env=None, timeout=30):
+    """Runs a cyrus-clients tool (imtest, pop3test, smtptest) and types
+    COMMANDS only once it has printed "Authenticated." (or given up).
+
+    Fed all at once, the commands race the authentication: these tools
+    read standard input while they are still logging in, and a line read
+    then is sometimes lost (pop3test sent only QUIT).  Returns (returncode,
+    stdout bytes, stderr bytes); the process is killed at TIMEOUT."""
+    import threading
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    out, err = [], []
+    ready = threading.Event()
+
+    def pump(stream, sink, watch):
+        for line in iter(stream.readline, b""):
+            sink.append(line)
+            if watch and (b"Authenticated." in line or b"Authentication failed" in line):
+                ready.set()
+        ready.set()
+
+    threads = [threading.Thread(target=pump, args=(proc.stdout, out, True), daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, err, False), daemon=True)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    ready.wait(timeout)
+    try:
+        if proc.poll() is None:
+            proc.stdin.write(commands)
+            proc.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass
+    try:
+        proc.wait(max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+    for t in threads:
+        t.join(5)
+    return proc.returncode, b"".join(out), b"".join(err)
+
+
 def free_port():
     return testca.free_port()
 

@@ -343,11 +343,11 @@ class MailSetup:
         the plugin.  Returns (rc, redacted stdout+stderr, seconds).  These
         tools exit 0 even when authentication fails: check the text."""
         t0 = time.monotonic()
-        r = subprocess.run([cyrus(tool), "-t", "", "-m", mech, "-a", account,
-                            "-p", str(port), "127.0.0.1"], input=stdin,
-                           capture_output=True, env=env, timeout=timeout)
-        text = self.redact(r.stdout + r.stderr)
-        return r.returncode, text, time.monotonic() - t0
+        rc, out, err = mailenv.run_session(
+            [cyrus(tool), "-t", "", "-m", mech, "-a", account, "-p", str(port),
+             "127.0.0.1"], stdin, env=env, timeout=timeout)
+        text = self.redact(out + err)
+        return rc, text, time.monotonic() - t0
 
     def sasl_client(self, env, mech="XOAUTH2", logins=1, account=ALICE,
                     timeout=60, run_as=None):
