@@ -57,14 +57,7 @@ void HelperSource::fetch(const TokenRequest& req, TokenReply& reply) {
     const std::string who = "the token helper " + path_;
 
     protocol::Message msg;
-    bool ok = msg.set("version", "1") && msg.set("account", req.account) &&
-              msg.set("protocol", req.protocol);
-    if (ok && !req.host.empty()) ok = msg.set("host", req.host);
-    if (ok && !req.port.empty()) ok = msg.set("port", req.port);
-    if (ok) ok = msg.set("mechanism", req.mechanism);
-    if (ok && req.force_refresh) ok = msg.set("force_refresh", "1");
-    if (ok && !req.rejected_tail.empty()) ok = msg.set("rejected", req.rejected_tail);
-    if (!ok) {
+    if (!build_request(req, msg)) {
         reply.message = "the account, service or host name contains characters that cannot be sent "
                         "to the token helper";
         return;

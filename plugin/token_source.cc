@@ -4,6 +4,17 @@
 
 namespace mailoauth::plugin {
 
+bool build_request(const TokenRequest& req, protocol::Message& msg) {
+    bool ok = msg.set("version", "1") && msg.set("account", req.account) &&
+              msg.set("protocol", req.protocol);
+    if (ok && !req.host.empty()) ok = msg.set("host", req.host);
+    if (ok && !req.port.empty()) ok = msg.set("port", req.port);
+    if (ok) ok = msg.set("mechanism", req.mechanism);
+    if (ok && req.force_refresh) ok = msg.set("force_refresh", "1");
+    if (ok && !req.rejected_tail.empty()) ok = msg.set("rejected", req.rejected_tail);
+    return ok;
+}
+
 bool parse_decimal(const std::string& s, unsigned long long max, unsigned long long& out) {
     if (s.empty() || s.size() > 12) return false;
     unsigned long long n = 0;

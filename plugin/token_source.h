@@ -52,6 +52,10 @@ public:
 // Shared by the helper and agent sources: how a helper-protocol reply is
 // read.  WHO names the peer in messages ("the token helper /usr/bin/...").
 
+// The protocol request for req.  Returns false when a value cannot be sent
+// (CR, LF or NUL in the account, service or host name).
+bool build_request(const TokenRequest& req, protocol::Message& msg);
+
 // A decimal number of at most 12 digits, not above max.
 bool parse_decimal(const std::string& s, unsigned long long max, unsigned long long& out);
 
