@@ -12,6 +12,7 @@ import tempfile
 import time
 import unittest
 
+import tap
 from fakeidp import FakeIdP
 
 MAILOAUTH = os.environ.get("MAILOAUTH_BIN") or os.path.join(
@@ -20,6 +21,7 @@ ACCOUNT = "alice@example.com"
 
 captured_output = []   # (what, text) of every captured stderr
 issued_secrets = set()  # every token and code the fakes issued
+tap.add_secret_source(lambda: issued_secrets)
 
 
 class Run:
@@ -41,6 +43,8 @@ class HelperTestCase(unittest.TestCase):
         cls.workdir = tempfile.mkdtemp(prefix="mailoauth-test-")
         cls.idp = FakeIdP(os.path.join(cls.workdir, "idp"), **cls.idp_options)
         cls.idp.start()
+        idp = cls.idp
+        tap.add_secret_source(lambda: idp.issued_secrets() if idp.running() else ())
 
     @classmethod
     def tearDownClass(cls):

@@ -6,9 +6,34 @@ the bottom of a test module:
     if __name__ == "__main__":
         tap.main()
 """
+import re
 import sys
 import traceback
 import unittest
+
+# Failure details are test output, and tokens must never reach it: an
+# assertEqual between two tokens prints both.  Every detail line goes
+# through redact(): exact secrets from the registered sources (the fake
+# identity provider's issued tokens), then any run of 40 or more token
+# characters, which is how the fake's and Microsoft's tokens look.
+_SECRETISH = re.compile(r"[A-Za-z0-9_\-.~+=]{40,}")
+_secret_sources = []
+
+
+def add_secret_source(source):
+    """SOURCE() returns an iterable of secrets to blank out of failure details."""
+    _secret_sources.append(source)
+
+
+def redact(text):
+    for source in _secret_sources:
+        try:
+            secrets = sorted((s for s in source() if len(s) >= 8), key=len, reverse=True)
+        except Exception:  # a stopped fake: the pattern below still applies
+            secrets = []
+        for secret in secrets:
+            text = text.replace(secret, "<secret>")
+    return _SECRETISH.sub("<redacted>", text)
 
 
 class _TapResult(unittest.TestResult):
@@ -43,7 +68,7 @@ class _TapResult(unittest.TestResult):
         name = test.id().split(".", 1)[-1]
         print(("ok " if ok else "not ok ") + f"{self.n} - {name}{extra}", flush=True)
         if detail:
-            for line in detail.rstrip().splitlines():
+            for line in redact(detail).rstrip().splitlines():
                 print("# " + line, flush=True)
 
     def addSuccess(self, test):
