@@ -5,5 +5,6 @@ noinst_LTLIBRARIES += common/libcommon.la
 common_libcommon_la_SOURCES = \
 	common/secret.h common/secret.cc \
 	common/protocol.h common/protocol.cc \
-	common/config.h common/config.cc
+	common/config.h common/config.cc \
+	common/msgio.h common/msgio.cc
 common_libcommon_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden

@@ -1,5 +1,7 @@
 #include "plugin/agent_source.h"
 
+#include "common/msgio.h"
+
 #include "common/protocol.h"
 #include "common/secret.h"
 #include "plugin/wire.h"
@@ -17,11 +19,8 @@ namespace mailoauth::plugin {
 
 namespace {
 
-long long now_ms() {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<long long>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
+using msgio::Io;
+using msgio::now_ms;
 
 int remaining(long long deadline) {
     long long left = deadline - now_ms();
@@ -49,71 +48,6 @@ bool lookup_uid(const std::string& name, uid_t& uid) {
     if (getpwnam_r(name.c_str(), &pw, buf, sizeof buf, &res) != 0 || !res) return false;
     uid = pw.pw_uid;
     return true;
-}
-
-enum class Io { Ok, TimedOut, Closed, Error };
-
-Io send_all(int fd, const std::string& data, long long deadline, int& err) {
-    std::size_t off = 0;
-    while (off < data.size()) {
-        // MSG_NOSIGNAL: the host program must never see a SIGPIPE from us.
-        ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            off += static_cast<std::size_t>(n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int left = remaining(deadline);
-            if (left == 0) return Io::TimedOut;
-            struct pollfd p = {fd, POLLOUT, 0};
-            if (::poll(&p, 1, left) < 0 && errno != EINTR) {
-                err = errno;
-                return Io::Error;
-            }
-            continue;
-        }
-        err = errno;
-        return err == EPIPE || err == ECONNRESET ? Io::Closed : Io::Error;
-    }
-    return Io::Ok;
-}
-
-// Reads the reply up to its blank line or the agent's close, at most
-// kMaxMessage + 1 bytes (one more tells "too long" from "exactly full").
-Io read_reply(int fd, std::string& out, long long deadline, int& err) {
-    char chunk[4096];
-    Io result = Io::Ok;
-    for (;;) {
-        if (out.find("\n\n") != std::string::npos || (!out.empty() && out[0] == '\n')) break;
-        if (out.size() > protocol::kMaxMessage) break;
-        int left = remaining(deadline);
-        if (left == 0) {
-            result = Io::TimedOut;
-            break;
-        }
-        struct pollfd p = {fd, POLLIN, 0};
-        int pr = ::poll(&p, 1, left);
-        if (pr < 0 && errno != EINTR) {
-            err = errno;
-            result = Io::Error;
-            break;
-        }
-        if (pr <= 0) continue;
-        ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-        if (n < 0) {
-            err = errno;
-            result = errno == ECONNRESET ? Io::Closed : Io::Error;
-            break;
-        }
-        if (n == 0) break;
-        std::size_t take = static_cast<std::size_t>(n);
-        if (out.size() + take > protocol::kMaxMessage + 1) take = protocol::kMaxMessage + 1 - out.size();
-        out.append(chunk, take);
-    }
-    wipe_memory(chunk, sizeof chunk);
-    return result;
 }
 
 }  // namespace
@@ -232,7 +166,7 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
 
     int err = 0;
     std::string request = protocol::serialize(msg);
-    Io io = send_all(fd.get(), request, deadline, err);
+    Io io = msgio::send_all(fd.get(), request, deadline, err);
     if (io != Io::Ok) {
         reply.status = TokenStatus::TryAgain;
         reply.message = io == Io::TimedOut ? who + " did not take the request within " + std::to_string(timeout_s_) + " s"
@@ -242,7 +176,7 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
     }
 
     std::string raw;
-    io = read_reply(fd.get(), raw, deadline, err);
+    io = msgio::read_message(fd.get(), raw, deadline, err);
     if (io == Io::TimedOut) {
         wipe_string(raw);
         reply.status = TokenStatus::TryAgain;

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/msgio.h"
 #include "common/protocol.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/http.h"
@@ -305,11 +306,7 @@ std::string user_name(uid_t uid) {
     return "uid " + std::to_string(uid);
 }
 
-long long now_ms() {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<long long>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
+using msgio::now_ms;
 
 class Fd {
 public:
@@ -332,61 +329,24 @@ private:
     int fd_;
 };
 
-// Sends all of data before the deadline; MSG_NOSIGNAL because a caller
-// that went away must not kill the agent.
-bool send_all(int fd, const std::string& data, long long deadline) {
-    std::size_t off = 0;
-    while (off < data.size()) {
-        ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            off += static_cast<std::size_t>(n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            long long left = deadline - now_ms();
-            if (left <= 0) return false;
-            struct pollfd p = {fd, POLLOUT, 0};
-            if (::poll(&p, 1, static_cast<int>(left)) < 0 && errno != EINTR) return false;
-            continue;
-        }
-        return false;
-    }
-    return true;
-}
-
 // Reads one request: up to the blank line that ends it or end of input,
 // within kRequestTimeoutMs and protocol::kMaxMessage bytes.
 bool read_request(int fd, std::string& buf, std::string& err) {
-    const long long deadline = now_ms() + kRequestTimeoutMs;
-    char chunk[4096];
-    for (;;) {
-        if (buf.find("\n\n") != std::string::npos || (!buf.empty() && buf[0] == '\n')) return true;
-        if (buf.size() > protocol::kMaxMessage) {
-            err = "request larger than " + std::to_string(protocol::kMaxMessage) + " bytes";
-            return false;
-        }
-        long long left = deadline - now_ms();
-        if (left <= 0) {
-            err = "no complete request within " + std::to_string(kRequestTimeoutMs / 1000) + " s";
-            return false;
-        }
-        struct pollfd p = {fd, POLLIN, 0};
-        int pr = ::poll(&p, 1, static_cast<int>(left));
-        if (pr < 0 && errno != EINTR) {
-            err = std::string("poll: ") + std::strerror(errno);
-            return false;
-        }
-        if (pr <= 0) continue;
-        ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-        if (n < 0) {
-            err = std::string("cannot read the request: ") + std::strerror(errno);
-            return false;
-        }
-        if (n == 0) return true;
-        buf.append(chunk, static_cast<std::size_t>(n));
+    int e = 0;
+    msgio::Io io = msgio::read_message(fd, buf, now_ms() + kRequestTimeoutMs, e);
+    if (io == msgio::Io::TimedOut) {
+        err = "no complete request within " + std::to_string(kRequestTimeoutMs / 1000) + " s";
+        return false;
     }
+    if (io != msgio::Io::Ok) {
+        err = std::string("cannot read the request: ") + std::strerror(e);
+        return false;
+    }
+    if (buf.size() > protocol::kMaxMessage) {
+        err = "request larger than " + std::to_string(protocol::kMaxMessage) + " bytes";
+        return false;
+    }
+    return true;
 }
 
 // After an early reply (the request was not read to its end): tell the
@@ -412,7 +372,8 @@ void linger_close(int fd) {
 void send_reply(int fd, protocol::Message& m, int status) {
     m.set("status", std::to_string(status));
     std::string out = protocol::serialize(m);
-    send_all(fd, out, now_ms() + kRequestTimeoutMs);
+    int ignored = 0;  // a caller that went away: nothing to tell it
+    msgio::send_all(fd, out, now_ms() + kRequestTimeoutMs, ignored);
     wipe_string(out);
     m.clear();
 }
