@@ -107,11 +107,17 @@ class Tokens(HelperTestCase):
 
     def test_temporary_failure_serves_still_valid_token(self):
         # Inside the margin but not expired: a failed refresh is not fatal.
+        before = self.record()
         self.idp.fault("token", "status", count=1, status=503)
-        r = self.mailoauth("--refresh-margin", "3599", "token", ACCOUNT)
-        time.sleep(1.1)
-        r = self.mailoauth("--refresh-margin", "3599", "token", ACCOUNT)
+        r = self.mailoauth("--refresh-margin", "3700", "token", ACCOUNT)
         self.assertEqual(r.rc, 0, r)
+        self.assertEqual(self.idp.counters().get("grant:refresh_token", 0), 1)  # it did try
+        self.assertIn("using the current token", r.err)
+        self.assertTrue(r.out == before["access_token"] + "\n", "not the current token")
+        # A forced refresh (the server refused the token) has no fallback.
+        self.idp.fault("token", "status", count=1, status=503)
+        r = self.mailoauth("--refresh-margin", "3700", "token", ACCOUNT, "--force-refresh")
+        self.assertEqual(r.rc, 75, r)
 
     def test_32_concurrent_calls_refresh_once(self):
         self.idp.set_access_lifetime(1)
