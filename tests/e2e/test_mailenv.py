@@ -285,6 +285,30 @@ class DovecotTest(_Env):
         self.assertIn("Authenticated.", out, out + err)
         self.assertRegex(out, r"\+OK \d+ \d+")
 
+    def test_port_taken_before_dovecot_binds_it_retries_with_new_ports(self):
+        # Someone else takes a port between free_port() and Dovecot's bind:
+        # start() tries again with new ports instead of failing the test.
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", 0))
+            squatter.listen(1)
+            taken = squatter.getsockname()[1]
+            d = mailenv.Dovecot(os.path.join(self.work.path, "second"),
+                                introspection_url=self.idp.introspection_url,
+                                ca=self.ca, users={ALICE: ALICE_PW})
+            d.ports["imap"] = taken
+            d.start()
+            try:
+                self.assertNotEqual(d.ports["imap"], taken)
+                self.assertIn("Address already in use", d.log())
+                m = imaplib.IMAP4("127.0.0.1", d.ports["imap"], timeout=20)
+                m.starttls(d.ssl_context())
+                m.login(ALICE, ALICE_PW)
+                m.logout()
+            finally:
+                pid = d.pid
+                d.stop()
+            self.assertFalse(mailenv.pid_alive(pid))
+
     def test_add_user_takes_effect_while_running(self):
         self.dovecot.add_user("carol@example.com", "carol-pw")
         m = self.imap()

@@ -646,8 +646,15 @@ class Lifecycle(unittest.TestCase):
                     pass
 
     def test_free_port(self):
-        p = testca.free_port()
-        self.assertTrue(1024 <= p <= 65535)
+        low, high = testca._port_range()
+        ports = [testca.free_port() for _ in range(3)]
+        self.assertEqual(len(set(ports)), 3, ports)
+        for p in ports:
+            # Below the kernel's ephemeral range: no client connection or
+            # bind(0) elsewhere can take it between our pick and the bind.
+            self.assertTrue(1024 < low <= p < high, (low, p, high))
+            with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+                self.assertLess(p, int(f.read().split()[0]))
 
 
 if __name__ == "__main__":

@@ -190,6 +190,10 @@ def test_ca(directory):
                          out["key"])
 
 
+class DovecotExited(RuntimeError):
+    """Dovecot's master exited while we waited for its listeners."""
+
+
 class WorkDir:
     """A tempfile.mkdtemp directory other service users can traverse."""
 
@@ -497,7 +501,20 @@ class Dovecot:
             DEBUG="yes" if self.debug else "no")))
 
     # lifecycle ---------------------------------------------------------------
-    def start(self, timeout=20):
+    def start(self, timeout=20, attempts=3):
+        """Start Dovecot and wait for its listeners.  If a port free_port()
+        gave us was taken by someone else before Dovecot bound it, Dovecot
+        exits with EADDRINUSE: try again with new ports (nothing else)."""
+        for attempt in range(attempts):
+            try:
+                return self._start(timeout)
+            except DovecotExited as e:
+                if "Address already in use" not in str(e) or \
+                        attempt + 1 == attempts:
+                    raise
+                self.ports.clear()
+
+    def _start(self, timeout):
         if self.proc:
             raise RuntimeError("Dovecot already started")
         self.bridge = SmtpLmtpBridge()
@@ -516,7 +533,7 @@ class Dovecot:
 
         def ready():
             if self.proc.poll() is not None:
-                raise RuntimeError("dovecot exited with %s:\n%s\n%s" % (
+                raise DovecotExited("dovecot exited with %s:\n%s\n%s" % (
                     self.proc.returncode, self._read(self.stdio_path),
                     self.log()))
             return all(port_open(self.ports[s]) for s in self.SERVICES)

@@ -136,11 +136,66 @@ def untrusted_cert(workdir):
                                  force=fresh)
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+# Ports handed out by free_port() come from below the kernel's ephemeral
+# range and from one counter shared (under a lock) by every test process on
+# the machine.  A port taken with bind(0) and released is an ephemeral port:
+# the kernel may give it to the next client connection or bind(0) of a test
+# running in parallel before our server binds it (make -j2 check saw Dovecot
+# lose such a race).  Below the range only our own allocations compete, and
+# the shared counter makes parallel tests take different ones.
+# One counter per user: a file another user made may not be writable.
+PORT_STATE = os.path.join(tempfile.gettempdir(),
+                          "mailoauth-test-ports.%d" % os.getuid())
+PORT_FLOOR = 20000
+
+
+def _port_range():
+    """[low, high) for free_port(): from PORT_FLOOR up to the kernel's
+    ephemeral range (or PORT_FLOOR + 10000 if that range starts too low)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            eph_low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        eph_low = 32768
+    if eph_low - PORT_FLOOR >= 2000:
+        return PORT_FLOOR, eph_low
+    return 1024 + 1000, 1024 + 1000 + min(10000, max(eph_low - 2024, 1000))
+
+
+def _bindable(port):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that is free now and that no other test
+    process on this machine has been given recently."""
+    low, high = _port_range()
+    fd = os.open(PORT_STATE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            current = int(os.pread(fd, 32, 0).decode() or 0)
+        except ValueError:
+            current = 0
+        if not low <= current < high:
+            current = low + os.getpid() % (high - low)
+        for _ in range(high - low):
+            port = current
+            current = current + 1 if current + 1 < high else low
+            if _bindable(port):
+                data = str(current).encode()
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, data, 0)
+                return port
+        raise OSError("no free TCP port on 127.0.0.1 in %d-%d"
+                      % (low, high - 1))
+    finally:
+        os.close(fd)
 
 
 if __name__ == "__main__":
