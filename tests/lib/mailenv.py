@@ -88,7 +88,8 @@ def _write(path, text, mode=0o644):
 
 def run_session(argv, commands, env=None, timeout=30):
     """Runs a cyrus-clients tool (imtest, pop3test, smtptest) and types
-    COMMANDS only once it has printed "Authenticated." (or given up).
+    COMMANDS (ending with the protocol's logout command) only once it has
+    printed "Authenticated." (or given up).
 
     Fed all at once, the commands race the authentication: these tools
     read standard input while they are still logging in, and a line read
@@ -114,9 +115,17 @@ def run_session(argv, commands, env=None, timeout=30):
     deadline = time.monotonic() + timeout
     ready.wait(timeout)
     try:
-        if proc.poll() is None:
+        if proc.poll() is None and commands:
             proc.stdin.write(commands)
-            proc.stdin.close()
+            proc.stdin.flush()
+            # COMMANDS end with the protocol's logout, so the server closes
+            # the connection and the tool exits by itself.  Closing stdin
+            # at once instead races it: on end of input the tool sends its
+            # own logout and may quit before printing the answers to
+            # COMMANDS (pop3test printed no reply to STAT once).
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.1, min(10, deadline - time.monotonic())))
+        proc.stdin.close()
     except (BrokenPipeError, OSError):
         pass
     try:
