@@ -14,7 +14,17 @@ tests_plugin_test_wire_CPPFLAGS = $(AM_CPPFLAGS) $(SASL_CFLAGS)
 tests_plugin_test_wire_CXXFLAGS = $(UNIT_CXXFLAGS)
 tests_plugin_test_wire_LDADD = plugin/libplugincore.la common/libcommon.la $(UNIT_LDADD)
 
-TESTS += tests/plugin/test_wire tests/plugin/test_plugin.py tests/plugin/test_module.py
+# The C boundary and the mechanism state machine called directly through the
+# plug table, with a fake sasl_utils_t and a fake token source.
+check_PROGRAMS += tests/plugin/test_mechanism
+tests_plugin_test_mechanism_SOURCES = tests/unit/tap_main.cc \
+	tests/plugin/fake_sasl_utils.h tests/plugin/fake_sasl_utils.cc \
+	tests/plugin/test_mechanism.cc plugin/plugin_init.cc
+tests_plugin_test_mechanism_CPPFLAGS = $(AM_CPPFLAGS) $(SASL_CFLAGS)
+tests_plugin_test_mechanism_CXXFLAGS = $(UNIT_CXXFLAGS)
+tests_plugin_test_mechanism_LDADD = plugin/libplugincore.la common/libcommon.la $(UNIT_LDADD)
+
+TESTS += tests/plugin/test_wire tests/plugin/test_mechanism tests/plugin/test_plugin.py tests/plugin/test_module.py
 EXTRA_DIST += tests/plugin/pluginlib.py tests/plugin/test_plugin.py tests/plugin/test_module.py \
 	tests/plugin/fake-helpers/ok tests/plugin/fake-helpers/fail \
 	tests/plugin/fake-helpers/hang tests/plugin/fake-helpers/crash \
