@@ -4,7 +4,8 @@
 TESTS += tests/e2e/test_mailenv.py
 EXTRA_DIST += tests/lib/mailenv.py tests/e2e/test_mailenv.py \
 	tests/e2e/dovecot.conf.in tests/e2e/dovecot-oauth2.conf.ext.in \
-	tests/e2e/postfix-main.cf.in tests/e2e/postfix-master.cf.in
+	tests/e2e/postfix-main.cf.in tests/e2e/postfix-relay.cf.in \
+	tests/e2e/postfix-master.cf.in
 
 # Mail programs that take a token command (`mailoauth token ACCOUNT`) rather
 # than the plugin: msmtp, mutt, neomutt (GNU SASL on Debian) and getmail6,

@@ -267,7 +267,8 @@ class PostfixTest(_Clients):
             log = self.redacted_postfix_log(pf)
             if status != "status=sent":
                 reasons = [line for line in log.splitlines()
-                           if "SASL" in line or "status=" in line]
+                           if "SASL" in line or "status=" in line
+                           or "certificate" in line]
                 self.fail("Postfix did not relay (%s): %s" % (
                     status, "\n".join(reasons[-6:]) or log))
             got = self.dovecot.wait_for_message(ALICE, subj, 15)
@@ -275,6 +276,10 @@ class PostfixTest(_Clients):
             self.assertIn(b"with ESMTPSA", got)
             self.assert_dovecot_login(mark, "submission", "XOAUTH2")
             self.assertNotIn("SASL authentication failed", log)
+            # smtp_tls_security_level = secure: the token went only to a
+            # server whose certificate was checked.
+            self.assertRegex(log, r"Verified TLS connection established "
+                                  r"to 127\.0\.0\.1")
         finally:
             pf.stop()
             self.assertFalse(mailenv.pid_alive(pid),
@@ -393,3 +398,25 @@ class PostfixTest(_Clients):
 if __name__ == "__main__":
     import tap
     tap.main()
+
+
+class ReadmeTest(unittest.TestCase):
+    """The mbsync and Postfix configurations above are the README's, with
+    Office 365's host names, ports and the system CA bundle there."""
+
+    CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+    def test_readme_shows_the_mbsync_configuration(self):
+        text = mailenv.render(sasllib.MBSYNC_TEMPLATE, dict(
+            IMAP_HOST="outlook.office365.com", IMAP_PORT=143, USER=ALICE,
+            CA_FILE=self.CA_BUNDLE, MAILDIR="~/Maildir"))
+        self.assertTrue(mailenv.readme_shows(text),
+                        "README.md does not show mbsyncrc as:\n" + text)
+
+    def test_readme_shows_the_postfix_relay_configuration(self):
+        text = mailenv.render(mailenv.POSTFIX_RELAY_TEMPLATE, dict(
+            RELAY_HOST="smtp.office365.com", RELAY_PORT=587,
+            CONFIG_DIR="/etc/postfix", MECH_FILTER="xoauth2",
+            CA_FILE=self.CA_BUNDLE))
+        self.assertTrue(mailenv.readme_shows(text),
+                        "README.md does not show main.cf as:\n" + text)

@@ -80,6 +80,24 @@ def render(template, values):
     return text
 
 
+# The relay settings of main.cf exactly as the README shows them (with
+# Office 365's host, port and CA bundle there, the local ones here).
+POSTFIX_RELAY_TEMPLATE = "postfix-relay.cf.in"
+
+
+def readme_shows(text):
+    """True if README.md holds TEXT's lines, comments and blank lines left
+    out and white space folded, one after another."""
+    def lines(t):
+        return [" ".join(l.split()) for l in t.splitlines()
+                if l.strip() and not l.lstrip().startswith("#")]
+    with open(os.path.join(_top_srcdir(), "README.md")) as f:
+        readme = lines(f.read())
+    want = lines(text)
+    return any(readme[i:i + len(want)] == want
+               for i in range(len(readme) - len(want) + 1))
+
+
 def _write(path, text, mode=0o644):
     with open(path, "w") as f:
         f.write(text)
@@ -679,14 +697,16 @@ class Postfix:
                                  "white space or commas: %r" % k)
         imports = " ".join("%s=%s" % kv for kv in sorted(
             self.environment.items()))
+        relay = render(POSTFIX_RELAY_TEMPLATE, dict(
+            RELAY_HOST="127.0.0.1", RELAY_PORT=self.relay_port,
+            CONFIG_DIR=self.config_dir, MECH_FILTER=self.mechanism_filter,
+            CA_FILE=self.ca_file))
         main = render("postfix-main.cf.in", dict(
             QUEUE_DIR=self.queue_dir, DATA_DIR=self.data_dir,
             CONFIG_DIR=self.config_dir, MAIL_OWNER="postfix",
             SETGID_GROUP="postdrop", LOG_FILE=self.log_path,
-            LOG_DIR=self.dir,
-            IMPORT_ENV=imports, RELAY_PORT=self.relay_port,
-            MECH_FILTER=self.mechanism_filter, CA_FILE=self.ca_file,
-            EXTRA_MAIN=self.extra_main))
+            LOG_DIR=self.dir, IMPORT_ENV=imports,
+            RELAY_CONFIG=relay.rstrip("\n"), EXTRA_MAIN=self.extra_main))
         master = render("postfix-master.cf.in", dict(
             SMTPD_PORT=self.ports["smtpd"],
             SMTP_CHROOT="y" if self.chroot else "n"))

@@ -33,6 +33,7 @@ SHARED = "shared@example.com"
 HERE = os.path.dirname(os.path.abspath(__file__))
 SASL_CLIENT = os.path.join(HERE, "saslclient.py")
 MBSYNC = shutil.which("mbsync") or "/usr/bin/mbsync"
+MBSYNC_TEMPLATE = os.path.join("sasl", "mbsyncrc.in")
 
 
 def top_builddir():
@@ -388,9 +389,9 @@ class MailSetup:
         os.makedirs(maildir, exist_ok=True)
         rc_file = os.path.join(directory, "mbsyncrc")
         with open(rc_file, "w") as f:
-            f.write(mailenv.render(os.path.join("sasl", "mbsyncrc.in"), dict(
-                IMAP_PORT=self.dovecot.ports["imap"], USER=account,
-                CA_FILE=self.ca.ca_file, MAILDIR=maildir)))
+            f.write(mailenv.render(MBSYNC_TEMPLATE, dict(
+                IMAP_HOST="127.0.0.1", IMAP_PORT=self.dovecot.ports["imap"],
+                USER=account, CA_FILE=self.ca.ca_file, MAILDIR=maildir)))
         r = subprocess.run([MBSYNC, "-c", rc_file, "-a"], env=env,
                            stdin=subprocess.DEVNULL, capture_output=True,
                            text=True, timeout=timeout)
