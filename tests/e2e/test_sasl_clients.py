@@ -395,11 +395,6 @@ class PostfixTest(_Clients):
         self.assertFalse(any(socket_name[1:] in rel for rel, _ in after))
 
 
-if __name__ == "__main__":
-    import tap
-    tap.main()
-
-
 class ReadmeTest(unittest.TestCase):
     """The mbsync and Postfix configurations above are the README's, with
     Office 365's host names, ports and the system CA bundle there."""
@@ -420,3 +415,8 @@ class ReadmeTest(unittest.TestCase):
             CA_FILE=self.CA_BUNDLE))
         self.assertTrue(mailenv.readme_shows(text),
                         "README.md does not show main.cf as:\n" + text)
+
+
+if __name__ == "__main__":
+    import tap
+    tap.main()
