@@ -157,6 +157,9 @@ try:
     dovecot.wait_for_message(ACCOUNT, subject2, 60)
     print(f"    Delivered: the message '{subject2}' is in the Dovecot mailbox, sent over")
     print("    submission with XOAUTH2 by Postfix's chrooted smtp client.")
+    if "Verified TLS connection established" in postfix.log():
+        print("    Postfix checked the server's certificate before it sent the token")
+        print("    (smtp_tls_security_level = secure, as the README configures it).")
 
     step("Done. Everything the demo started is stopped; nothing was left running.")
 finally:
