@@ -1,5 +1,5 @@
 // Helper protocol v1: the key=value lines the SASL plugin and the token
-// helper exchange over a pipe or the agent's socket (see mailoauth-helper(7)).
+// helper exchange over a pipe or the agent's socket (see HELPER PROTOCOL in mailoauth(1)).
 //
 // Modelled on git's credential protocol: one "key=value" per line, the
 // message ended by a blank line or end of input.  Secrets travel only here,

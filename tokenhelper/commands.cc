@@ -12,6 +12,7 @@
 #include "common/secret.h"
 #include "tokenhelper/agent.h"
 #include "tokenhelper/device_flow.h"
+#include "tokenhelper/doctor.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/http.h"
 #include "tokenhelper/settings.h"
@@ -68,6 +69,7 @@ const VerbSpec kVerbs[] = {
     {"status", "status [ACCOUNT] [--json]", "show accounts, token expiry, refresh-token age and last error"},
     {"logout", "logout ACCOUNT", "delete the account's stored tokens"},
     {"agent", "agent [--socket NAME] [--foreground]", "serve tokens to allowed local users over a socket"},
+    {"doctor", "doctor [ACCOUNT]", "check configuration, store, accounts, plugin and agent; say what to fix"},
 };
 
 struct Parsed {
@@ -173,18 +175,6 @@ bool parse_seconds(const std::string& s, long min, long max, long& out) {
         if (c < '0' || c > '9') return false;
     out = std::stol(s);
     return out >= min && out <= max;
-}
-
-std::string duration(std::int64_t s) {
-    if (s == 0) return "just now";
-    bool neg = s < 0;
-    if (neg) s = -s;
-    std::string v;
-    if (s < 120) v = std::to_string(s) + " s";
-    else if (s < 7200) v = std::to_string(s / 60) + " min";
-    else if (s < 172800) v = std::to_string(s / 3600) + " h";
-    else v = std::to_string(s / 86400) + " days";
-    return neg ? v + " ago" : "in " + v;
 }
 
 // A JSON string literal.  status --json writes its few fields by hand so
@@ -496,9 +486,9 @@ int cmd_status(const Parsed& p, const Environment& env) {
             std::printf("  client id:      %s\n", r.client_id.c_str());
             std::printf("  access token:   %s %s (%s)\n",
                         r.access_expires_at - margin > now ? "valid until" : "expired or due for refresh at",
-                        format_utc(r.access_expires_at).c_str(), duration(r.access_expires_at - now).c_str());
+                        format_utc(r.access_expires_at).c_str(), format_interval(r.access_expires_at - now).c_str());
             std::printf("  refresh token:  obtained %s (%s)\n", format_utc(r.refresh_obtained_at).c_str(),
-                        duration(r.refresh_obtained_at - now).c_str());
+                        format_interval(r.refresh_obtained_at - now).c_str());
             if (r.last_error.empty()) std::printf("  last error:     none\n");
             else std::printf("  last error:     %s: %s\n", format_utc(r.last_error_at).c_str(), r.last_error.c_str());
         }
@@ -569,6 +559,13 @@ int run_command(const std::vector<std::string>& args, HttpClient& http) {
         return usage_error("--http-timeout must be a number of seconds from 1 to 600");
     if (p.has("refresh-margin") && !parse_seconds(p.value("refresh-margin"), 0, 86400, g.refresh_margin))
         return usage_error("--refresh-margin must be a number of seconds from 0 to 86400");
+    if (p.verb == "doctor") {
+        // Loads the configuration itself: a broken file is one of its findings.
+        if (p.positional.size() > 1) return usage_error("usage: mailoauth doctor [ACCOUNT]");
+        if (!p.positional.empty() && !valid_account_name(p.positional[0]))
+            return fail("'" + p.positional[0] + "' is not a valid account name", kExitUsage);
+        return doctor::run(g, p.positional.empty() ? "" : p.positional[0]);
+    }
     Environment env;
     std::string err;
     if (!load_environment(g, env, err)) {

@@ -13,9 +13,11 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/device_flow.h tokenhelper/device_flow.cc \
 	tokenhelper/commands.h tokenhelper/commands.cc \
 	tokenhelper/peercred.h tokenhelper/peercred.cc \
-	tokenhelper/agent.h tokenhelper/agent.cc
+	tokenhelper/agent.h tokenhelper/agent.cc \
+	tokenhelper/doctor.h tokenhelper/doctor.cc
 # -pthread: the agent serves each connection in a thread.
-tokenhelper_libtokenhelper_la_CPPFLAGS = $(AM_CPPFLAGS) -DMAILOAUTH_PKGLIBDIR='"$(pkglibdir)"'
+tokenhelper_libtokenhelper_la_CPPFLAGS = $(AM_CPPFLAGS) -DMAILOAUTH_PKGLIBDIR='"$(pkglibdir)"' \
+	-DMAILOAUTH_SASLPLUGINDIR='"$(saslplugindir)"'
 tokenhelper_libtokenhelper_la_CXXFLAGS = $(AM_CXXFLAGS) -pthread
 tokenhelper_libtokenhelper_la_LIBADD = common/libcommon.la -ldl
 tokenhelper_libtokenhelper_la_LDFLAGS = -pthread

@@ -14,4 +14,16 @@ std::string format_utc(std::int64_t t) {
     return buf;
 }
 
+std::string format_interval(std::int64_t s) {
+    if (s == 0) return "just now";
+    bool neg = s < 0;
+    if (neg) s = -s;
+    std::string v;
+    if (s < 120) v = std::to_string(s) + " s";
+    else if (s < 7200) v = std::to_string(s / 60) + " min";
+    else if (s < 172800) v = std::to_string(s / 3600) + " h";
+    else v = std::to_string(s / 86400) + " days";
+    return neg ? v + " ago" : "in " + v;
+}
+
 }  // namespace mailoauth

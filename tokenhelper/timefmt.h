@@ -10,6 +10,10 @@ namespace mailoauth {
 // "2026-11-23 17:00:00 UTC", or "never" for 0 and before.
 std::string format_utc(std::int64_t epoch_seconds);
 
+// A time relative to now, from its distance in seconds: "in 59 min",
+// "3 days ago", "just now".
+std::string format_interval(std::int64_t seconds);
+
 }  // namespace mailoauth
 
 #endif

@@ -5,3 +5,6 @@ EXTRA_DIST += tests/helper/test_login.py tests/helper/test_tokens.py tests/helpe
 # and the plugin's agent source (needs tests/plugin/sasl-driver).
 TESTS += tests/helper/test_agent.py
 EXTRA_DIST += tests/helper/test_agent.py
+# mailoauth doctor against a real login, plugin directory and agent.
+TESTS += tests/helper/test_doctor.py
+EXTRA_DIST += tests/helper/test_doctor.py

@@ -21,3 +21,11 @@ TESTS += tests/unit/test_http_json
 # libFuzzer target for the three reply parsers; see fuzz/README.
 EXTRA_DIST += fuzz/fuzz_oauth.cc
 EXTRA_DIST += fuzz/README
+
+# mailoauth doctor's judgements (tokenhelper/doctor.cc).
+check_PROGRAMS += tests/unit/test_doctor
+tests_unit_test_doctor_SOURCES = tests/unit/tap_main.cc tests/unit/test_doctor.cc
+tests_unit_test_doctor_CXXFLAGS = $(UNIT_CXXFLAGS) -pthread
+tests_unit_test_doctor_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
+tests_unit_test_doctor_LDFLAGS = -pthread
+TESTS += tests/unit/test_doctor

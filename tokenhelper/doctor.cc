@@ -1,0 +1,351 @@
+#include "tokenhelper/doctor.h"
+
+#include <dirent.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+#include "common/msgio.h"
+#include "common/protocol.h"
+#include "common/secret.h"
+#include "tokenhelper/agent.h"
+#include "tokenhelper/errors.h"
+#include "tokenhelper/peercred.h"
+#include "tokenhelper/timefmt.h"
+
+#ifndef MAILOAUTH_SASLPLUGINDIR
+#define MAILOAUTH_SASLPLUGINDIR "/usr/lib/sasl2"
+#endif
+#ifndef MAILOAUTH_BINDIR
+#define MAILOAUTH_BINDIR "/usr/bin"
+#endif
+
+namespace mailoauth::doctor {
+
+namespace {
+
+Finding ok(std::string text) { return {Level::Ok, std::move(text), false}; }
+Finding note(std::string text) { return {Level::Note, std::move(text), false}; }
+Finding problem(std::string text, bool relogin = false) { return {Level::Problem, std::move(text), relogin}; }
+
+// "FILE:LINE" of a configuration entry, for "fix it there".
+std::string where(const config::Config& cfg, const config::Entry& e) {
+    return cfg.path + ":" + std::to_string(e.line);
+}
+
+class Fd {
+public:
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const { return fd_; }
+
+private:
+    int fd_;
+};
+
+std::vector<Finding> check_config(const GlobalOptions& opts, Environment& env, bool& usable) {
+    std::vector<Finding> out;
+    std::string err;
+    usable = load_environment(opts, env, err);
+    if (!usable) {
+        out.push_back(problem("configuration: " + err + "; fix that line (mailoauth.conf(5))"));
+        return out;
+    }
+    if (::access(env.cfg.path.c_str(), F_OK) == 0)
+        out.push_back(ok("configuration: " + env.cfg.path));
+    else
+        out.push_back(ok("configuration: no file at " + env.cfg.path + ", built-in defaults"));
+    return out;
+}
+
+std::vector<Finding> check_store(const Environment& env, const std::string& account) {
+    std::vector<Finding> out;
+    Store store(env.store_dir);
+    std::string err;
+    if (!store.open(false, err)) {
+        if (::access(env.store_dir.c_str(), F_OK) != 0 && errno == ENOENT) {
+            if (!account.empty())
+                out.push_back(problem(account + ": not signed in (no store at " + env.store_dir +
+                                          "); run: mailoauth login " + account + " --client-id ID",
+                                      true));
+            else
+                out.push_back(note("store: " + env.store_dir +
+                                   " does not exist yet; sign in with: mailoauth login ACCOUNT --client-id ID"));
+            return out;
+        }
+        out.push_back(problem("store: " + err));
+        return out;
+    }
+    std::vector<std::string> accounts;
+    if (!account.empty()) {
+        accounts.push_back(account);
+    } else {
+        accounts = store.list(err);
+        if (!err.empty()) {
+            out.push_back(problem("store: " + err));
+            return out;
+        }
+    }
+    if (accounts.empty()) {
+        out.push_back(note("store: " + store.dir() +
+                           " holds no accounts yet; sign in with: mailoauth login ACCOUNT --client-id ID"));
+        return out;
+    }
+    out.push_back(ok("store: " + store.dir() + " (private to you; " + std::to_string(accounts.size()) +
+                     (accounts.size() == 1 ? " account)" : " accounts)")));
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    for (const std::string& a : accounts) {
+        AccountRecord r;
+        LoadStatus st = store.load(a, r, err);
+        if (st == LoadStatus::NotFound) {
+            out.push_back(problem(a + ": not signed in; run: mailoauth login " + a + " --client-id ID", true));
+            continue;
+        }
+        if (st != LoadStatus::Ok) {
+            out.push_back(problem(a + ": " + err));
+            continue;
+        }
+        std::vector<Finding> f = check_record(r, env.refresh_margin(a), now);
+        out.insert(out.end(), f.begin(), f.end());
+    }
+    return out;
+}
+
+// libsasl2 uses SASL_PATH when it is set, else the directory it was built
+// with, which is where `make install` put the plugin.
+std::string plugin_dirs() {
+    const char* p = std::getenv("SASL_PATH");
+    return p && *p ? p : MAILOAUTH_SASLPLUGINDIR;
+}
+
+bool executable_file(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+// What the plugin runs when no agent is configured.
+std::vector<Finding> check_helper(const Environment& env) {
+    std::vector<Finding> out;
+    const char* from_env = std::getenv("MAILOAUTH_HELPER");
+    const config::Entry* e = env.cfg.lookup("", "helper");
+    std::string helper = from_env && *from_env ? from_env
+                         : e                   ? e->value
+                                               : std::string(MAILOAUTH_BINDIR) + "/mailoauth";
+    std::string origin = from_env && *from_env ? "MAILOAUTH_HELPER"
+                         : e                   ? "helper in " + where(env.cfg, *e)
+                                               : "the default helper";
+    if (helper.empty() || helper[0] != '/')
+        out.push_back(problem("plugin helper: " + origin + " is '" + helper +
+                              "', not an absolute path; the plugin refuses it"));
+    else if (!executable_file(helper))
+        out.push_back(problem("plugin helper: " + origin + ", " + helper +
+                              ", is not an executable file; the plugin cannot get tokens until it is "
+                              "(or set agent_socket to use the agent)"));
+    else
+        out.push_back(ok("plugin helper: " + helper + " (" + origin + ")"));
+    return out;
+}
+
+// Asks the agent for account's token, as the plugin would, and reports the
+// answer without the token.
+Finding ask_agent(const agent::SocketName& name, const std::string& account) {
+    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) return problem(std::string("agent: socket: ") + std::strerror(errno));
+    if (::connect(fd.get(), reinterpret_cast<const struct sockaddr*>(&name.addr), name.len) != 0)
+        return problem("agent: nothing listens on " + name.spec + " (" + std::strerror(errno) +
+                       "); the plugin's logins wait and fail until it runs: "
+                       "systemctl start mailoauth-agent, or mailoauth agent");
+    agent::Caller peer;
+    std::string err;
+    if (!agent::peer_caller(fd.get(), peer, err)) return problem("agent: " + name.spec + ": " + err);
+    const std::string who = "agent on " + name.spec + " (" + agent::describe(peer) + ", pid " +
+                            std::to_string(peer.pid) + ")";
+    if (account.empty()) return ok(who + " is listening");
+
+    protocol::Message req;
+    req.set("version", "1");
+    req.set("account", account);
+    req.set("protocol", "smtp");
+    std::string out = protocol::serialize(req);
+    const long long deadline = msgio::now_ms() + 10000;
+    int e = 0;
+    if (msgio::send_all(fd.get(), out, deadline, e) != msgio::Io::Ok)
+        return problem(who + " did not take a request for " + account);
+    ::shutdown(fd.get(), SHUT_WR);
+    std::string in;
+    msgio::Io io = msgio::read_message(fd.get(), in, deadline, e);
+    protocol::Message reply;
+    protocol::ParseResult pr = protocol::parse(in, reply);
+    // The reply may hold a token: wipe it, keep only what can be shown.
+    wipe_string(in);
+    if (io == msgio::Io::TimedOut) return problem(who + " did not answer for " + account + " within 10 s");
+    if (!pr.ok) return problem(who + " sent a reply that is not helper protocol v1");
+    if (reply.has("access_token")) {
+        std::string until = format_utc(std::atoll(reply.get_or("expires_at", "0").c_str()));
+        return ok(account + ": the " + who + " serves its token to you (valid until " + until + ")");
+    }
+    std::string status = reply.get_or("status", "");
+    std::string desc = reply.get_or("error_description", reply.get_or("error", "no token"));
+    return problem(account + ": the " + who + " answers: " + desc, status == "77");
+}
+
+std::vector<Finding> check_agent(const Environment& env, const std::string& account) {
+    std::vector<Finding> out;
+    const config::Entry* e = env.cfg.lookup("", "agent_socket");
+    if (!e) {
+        out.push_back(ok("agent: none configured (no agent_socket); the plugin runs the helper"));
+        return out;
+    }
+    agent::SocketName name;
+    std::string err;
+    if (!agent::parse_socket_name(e->value, name, err)) {
+        out.push_back(problem("agent_socket in " + where(env.cfg, *e) + ": " + err));
+        return out;
+    }
+    // The accounts the plugin will ask for: the one named, else those
+    // mailoauth.conf has sections for (allow_users lives there).
+    std::vector<std::string> accounts;
+    if (!account.empty()) accounts.push_back(account);
+    else
+        for (const auto& s : env.cfg.accounts) accounts.push_back(s.first);
+    if (accounts.empty()) accounts.push_back("");
+    for (const std::string& a : accounts) {
+        out.push_back(ask_agent(name, a));
+        if (out.back().level == Level::Problem && out.back().text.rfind("agent: nothing listens", 0) == 0) break;
+    }
+    return out;
+}
+
+void print(const Finding& f) {
+    const char* tag = f.level == Level::Ok ? "ok     " : f.level == Level::Note ? "note   " : "PROBLEM";
+    std::printf("%s  %s\n", tag, f.text.c_str());
+}
+
+}  // namespace
+
+std::vector<Finding> check_record(const AccountRecord& r, long refresh_margin, std::int64_t now) {
+    std::vector<Finding> out;
+    const std::string& a = r.account;
+    if (r.refresh_token.empty()) {
+        out.push_back(problem(a + ": no refresh token stored; run: mailoauth login " + a, true));
+        return out;
+    }
+    const std::int64_t age = r.refresh_obtained_at > 0 ? now - r.refresh_obtained_at : 0;
+    if (age >= kRefreshTokenLifetime) {
+        out.push_back(problem(a + ": the refresh token was last renewed " + format_interval(-age) +
+                                  "; Microsoft lets unused refresh tokens expire after 90 days: "
+                                  "run: mailoauth login " + a,
+                              true));
+        return out;
+    }
+    if (!r.last_error.empty() && r.last_error_at >= r.refresh_obtained_at) {
+        // The explanations of errors (errors.cc) name `mailoauth login`
+        // exactly when only a new sign-in helps.
+        bool relogin = r.last_error.find("mailoauth login") != std::string::npos;
+        out.push_back(problem(a + ": the last refresh failed " + format_interval(r.last_error_at - now) + ": " +
+                                  r.last_error +
+                                  (relogin ? "" : " (to retry: mailoauth token " + a + " >/dev/null)"),
+                              relogin));
+        return out;
+    }
+    std::string access = !r.access_token.empty() && r.access_expires_at - refresh_margin > now
+                             ? "access token valid until " + format_utc(r.access_expires_at)
+                             : "access token due for refresh (done at the next use)";
+    if (age >= kRefreshTokenWarnAge) {
+        out.push_back(note(a + ": " + access + "; the refresh token was last renewed " + format_interval(-age) +
+                           " and expires unused 90 days after that: use the account, or run "
+                           "mailoauth token " + a + " >/dev/null"));
+        return out;
+    }
+    if (!r.ca_file.empty() && ::access(r.ca_file.c_str(), R_OK) != 0) {
+        out.push_back(problem(a + ": its CA file " + r.ca_file + " cannot be read (" + std::strerror(errno) +
+                              "); refreshes will fail: restore it, or sign in again with another --ca-file"));
+        return out;
+    }
+    out.push_back(ok(a + ": " + access + "; refresh token renewed " + format_interval(-age)));
+    return out;
+}
+
+std::vector<Finding> check_plugin_dirs(const std::string& dirs) {
+    std::vector<Finding> out;
+    bool found = false;
+    std::size_t pos = 0;
+    while (pos <= dirs.size()) {
+        std::size_t colon = dirs.find(':', pos);
+        std::string dir = dirs.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
+        pos = colon == std::string::npos ? dirs.size() + 1 : colon + 1;
+        if (dir.empty()) continue;
+        DIR* d = ::opendir(dir.c_str());
+        if (d == nullptr) continue;
+        while (struct dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            if (n.size() < 4 || n.compare(n.size() - 3, 3, ".so") != 0) continue;
+            if (n == "libmailoauth.so") {
+                found = true;
+                out.push_back(ok("SASL plugin: " + dir + "/" + n +
+                                 " (Postfix, mbsync and imtest get XOAUTH2 and OAUTHBEARER from it)"));
+            } else if (n.find("xoauth2") != std::string::npos || n.find("oauthbearer") != std::string::npos) {
+                // The same file-name rule as the plugin's own warning.
+                out.push_back(problem("SASL plugin: " + dir + "/" + n +
+                                      " also provides XOAUTH2; libsasl2 uses whichever module it loads last, "
+                                      "so programs may not get mailoauth's: remove one of them"));
+            }
+        }
+        ::closedir(d);
+    }
+    if (!found)
+        out.push_back(note("SASL plugin: no libmailoauth.so in " + dirs +
+                           "; Postfix, mbsync and imtest need it (Debian: libsasl2-modules-mailoauth); "
+                           "mutt, msmtp and getmail use mailoauth token and do not"));
+    return out;
+}
+
+int run(const GlobalOptions& opts, const std::string& account) {
+    std::vector<Finding> all;
+    Environment env;
+    bool usable = false;
+    auto add = [&all](std::vector<Finding> f) {
+        for (Finding& x : f) {
+            print(x);
+            all.push_back(std::move(x));
+        }
+        std::fflush(stdout);
+    };
+    add(check_config(opts, env, usable));
+    if (usable) {
+        add(check_store(env, account));
+        std::vector<Finding> plugin = check_plugin_dirs(plugin_dirs());
+        bool installed = false;
+        for (const Finding& f : plugin) installed = installed || f.level == Level::Ok;
+        add(std::move(plugin));
+        // Where the plugin gets its tokens; without the plugin nothing
+        // runs the helper, so only a configured agent is still checked.
+        if (env.cfg.lookup("", "agent_socket")) add(check_agent(env, account));
+        else if (installed) add(check_helper(env));
+    }
+    int problems = 0;
+    bool only_relogin = true;
+    for (const Finding& f : all) {
+        if (f.level != Level::Problem) continue;
+        ++problems;
+        only_relogin = only_relogin && f.relogin;
+    }
+    if (problems == 0) {
+        std::printf("No problems found.\n");
+        return kExitOk;
+    }
+    std::printf("%d problem%s found: each line above says what to do.\n", problems, problems == 1 ? "" : "s");
+    return only_relogin ? kExitNoPerm : kExitConfig;
+}
+
+}  // namespace mailoauth::doctor
