@@ -71,6 +71,9 @@ CHECKS = [
     ("store", "user postfix cannot list %s or read the account's file" % STORE),
     ("agent", "the agent (the unit's ExecStart= as its User=/Group=) runs "
      "as mailoauth and listens on the agent_socket of %s" % CONFIG),
+    ("doctor", "mailoauth doctor, as root and as mailoauth for its store, "
+     "finds the system plugin, the account and the agent serving it, and "
+     "no problem (README.Debian)"),
     ("relay", "chrooted Postfix relays a sendmail message with XOAUTH2 "
      "through the system plugin and the agent; it lands in Dovecot"),
     ("refused", "a caller not in allow_users (nobody) is refused through "
@@ -201,6 +204,36 @@ def login(setup):
                                               setup.redact(err)))
 
 
+def doctor(setup, agent, socket_name):
+    """README.Debian's two doctor commands; (ok, explanation)."""
+    env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8"}
+    plugin_dir = subprocess.run(["pkg-config", "--variable=libdir", "libsasl2"],
+                                capture_output=True, text=True).stdout.strip()
+    serves = "ok       %s: the agent on %s (uid %d (mailoauth), pid %d) " \
+        "serves its token to you" % (ACCOUNT, socket_name,
+                                     pwd.getpwnam("mailoauth").pw_uid,
+                                     agent.pid)
+    runs = [
+        (["mailoauth", "doctor"],
+         ["ok       configuration: " + CONFIG,
+          "ok       SASL plugin: %s/sasl2/libmailoauth.so" % plugin_dir,
+          serves]),
+        (["runuser", "-u", "mailoauth", "--", "mailoauth", "--store", STORE,
+          "doctor"],
+         ["ok       store: " + STORE,
+          "ok       %s: access token valid until" % ACCOUNT, serves]),
+    ]
+    for argv, wants in runs:
+        r = run(argv, env=env, cwd="/")
+        setup.outputs.append((" ".join(argv), r.stdout + r.stderr))
+        text = setup.redact(r.stdout + r.stderr)
+        lacking = [w for w in wants if w not in text]
+        if r.returncode != 0 or lacking or "PROBLEM" in text:
+            return False, "%s: exit %d, lacking %s:\n%s" % (
+                " ".join(argv), r.returncode, lacking, text)
+    return True, "both runs: no problems"
+
+
 def relay(setup, pf):
     """sendmail one message; (ok, explanation)."""
     subject = "mailoauth-installed %s" % uuid.uuid4().hex[:12]
@@ -308,6 +341,8 @@ def main():
         except Exception as e:
             report.record("agent", False, e, agent.log())
             raise
+
+        report.record("doctor", *doctor(setup, agent, socket_name))
 
         # README.Debian, step 5, with Dovecot as the relay host.  No
         # SASL_PATH, no MAILOAUTH_CONFIG: the system plugin, /etc's file.
