@@ -6,5 +6,7 @@ common_libcommon_la_SOURCES = \
 	common/secret.h common/secret.cc \
 	common/protocol.h common/protocol.cc \
 	common/config.h common/config.cc \
-	common/msgio.h common/msgio.cc
+	common/msgio.h common/msgio.cc \
+	common/fd.h \
+	common/sasl_modules.h common/sasl_modules.cc
 common_libcommon_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden

@@ -1,5 +1,6 @@
 #include "plugin/agent_source.h"
 
+#include "common/fd.h"
 #include "common/msgio.h"
 
 #include "common/protocol.h"
@@ -27,19 +28,6 @@ int remaining(long long deadline) {
     return left <= 0 ? 0 : static_cast<int>(left);
 }
 
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
 
 bool lookup_uid(const std::string& name, uid_t& uid) {
     char buf[16384];

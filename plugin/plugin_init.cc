@@ -2,13 +2,13 @@
 // libsasl2 calls is a thin trampoline that lets no exception escape into C
 // and turns it into a SASL code instead.  Nothing here exits, aborts or
 // prints: this code runs inside Postfix, mbsync, ldapsearch...
+#include "common/sasl_modules.h"
 #include "plugin/log.h"
 #include "plugin/mechanism.h"
 
 #include <sasl/sasl.h>
 #include <sasl/saslplug.h>
 
-#include <dirent.h>
 #include <cstring>
 #include <new>
 #include <string>
@@ -111,9 +111,9 @@ sasl_client_plug_t g_plugs[] = {
      &mech_step, &mech_dispose, &mech_free, nullptr, nullptr, nullptr},
 };
 
-// Other modules that register XOAUTH2 or OAUTHBEARER, by file name
-// (moriyoshi/cyrus-sasl-xoauth2: libxoauth2.so; tarickb/sasl-xoauth2:
-// libsasl-xoauth2.so).  One directory read, no dlopen: init stays cheap.
+// Other modules that register XOAUTH2 or OAUTHBEARER in libsasl2's search
+// path (common/sasl_modules.h): warned about, since one of them may take
+// XOAUTH2 from us.
 void find_rivals(const sasl_utils_t* utils, std::vector<std::string>& warnings) {
     sasl_getpath_t* getpath = nullptr;
     void* ctx = nullptr;
@@ -123,27 +123,10 @@ void find_rivals(const sasl_utils_t* utils, std::vector<std::string>& warnings) 
         return;
     const char* path = nullptr;
     if (getpath(ctx, &path) != SASL_OK || path == nullptr) return;
-    std::string dirs(path);
-    std::size_t pos = 0;
-    while (pos <= dirs.size()) {
-        std::size_t colon = dirs.find(':', pos);
-        std::string dir = dirs.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
-        pos = colon == std::string::npos ? dirs.size() + 1 : colon + 1;
-        if (dir.empty()) continue;
-        DIR* d = ::opendir(dir.c_str());
-        if (d == nullptr) continue;
-        while (struct dirent* e = ::readdir(d)) {
-            const char* n = e->d_name;
-            std::size_t len = std::strlen(n);
-            if (len < 4 || std::strcmp(n + len - 3, ".so") != 0) continue;
-            if (std::strstr(n, "xoauth2") == nullptr && std::strstr(n, "oauthbearer") == nullptr)
-                continue;
-            warnings.push_back(dir + "/" + n +
-                               " also provides XOAUTH2: libsasl2 uses whichever module it loaded "
-                               "last, so this program may not get mailoauth's; remove one of them");
-        }
-        ::closedir(d);
-    }
+    for (const std::string& rival : mailoauth::sasl_modules::scan(path).rivals)
+        warnings.push_back(rival +
+                           " also provides XOAUTH2: libsasl2 uses whichever module it loaded "
+                           "last, so this program may not get mailoauth's; remove one of them");
 }
 
 }  // namespace

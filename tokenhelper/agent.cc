@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/fd.h"
 #include "common/msgio.h"
 #include "common/protocol.h"
 #include "tokenhelper/errors.h"
@@ -308,26 +309,6 @@ std::string user_name(uid_t uid) {
 
 using msgio::now_ms;
 
-class Fd {
-public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    ~Fd() { reset(); }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-    void reset(int fd = -1) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-    int release() {
-        int f = fd_;
-        fd_ = -1;
-        return f;
-    }
-
-private:
-    int fd_;
-};
 
 // Reads one request: up to the blank line that ends it or end of input,
 // within kRequestTimeoutMs and protocol::kMaxMessage bytes.

@@ -1,6 +1,5 @@
 #include "tokenhelper/doctor.h"
 
-#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,8 +10,10 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/fd.h"
 #include "common/msgio.h"
 #include "common/protocol.h"
+#include "common/sasl_modules.h"
 #include "common/secret.h"
 #include "tokenhelper/agent.h"
 #include "tokenhelper/errors.h"
@@ -39,19 +40,6 @@ std::string where(const config::Config& cfg, const config::Entry& e) {
     return cfg.path + ":" + std::to_string(e.line);
 }
 
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
 
 std::vector<Finding> check_config(const GlobalOptions& opts, Environment& env, bool& usable) {
     std::vector<Finding> out;
@@ -278,32 +266,15 @@ std::vector<Finding> check_record(const AccountRecord& r, long refresh_margin, s
 
 std::vector<Finding> check_plugin_dirs(const std::string& dirs) {
     std::vector<Finding> out;
-    bool found = false;
-    std::size_t pos = 0;
-    while (pos <= dirs.size()) {
-        std::size_t colon = dirs.find(':', pos);
-        std::string dir = dirs.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos);
-        pos = colon == std::string::npos ? dirs.size() + 1 : colon + 1;
-        if (dir.empty()) continue;
-        DIR* d = ::opendir(dir.c_str());
-        if (d == nullptr) continue;
-        while (struct dirent* e = ::readdir(d)) {
-            std::string n = e->d_name;
-            if (n.size() < 4 || n.compare(n.size() - 3, 3, ".so") != 0) continue;
-            if (n == "libmailoauth.so") {
-                found = true;
-                out.push_back(ok("SASL plugin: " + dir + "/" + n +
-                                 " (Postfix, mbsync and imtest get XOAUTH2 and OAUTHBEARER from it)"));
-            } else if (n.find("xoauth2") != std::string::npos || n.find("oauthbearer") != std::string::npos) {
-                // The same file-name rule as the plugin's own warning.
-                out.push_back(problem("SASL plugin: " + dir + "/" + n +
-                                      " also provides XOAUTH2; libsasl2 uses whichever module it loads last, "
-                                      "so programs may not get mailoauth's: remove one of them"));
-            }
-        }
-        ::closedir(d);
-    }
-    if (!found)
+    sasl_modules::Found found = sasl_modules::scan(dirs);
+    for (const std::string& ours : found.ours)
+        out.push_back(ok("SASL plugin: " + ours + " (Postfix, mbsync and imtest get XOAUTH2 and OAUTHBEARER from it)"));
+    // The same rule as the plugin's own warning at init.
+    for (const std::string& rival : found.rivals)
+        out.push_back(problem("SASL plugin: " + rival +
+                              " also provides XOAUTH2; libsasl2 uses whichever module it loads last, "
+                              "so programs may not get mailoauth's: remove one of them"));
+    if (found.ours.empty())
         out.push_back(note("SASL plugin: no libmailoauth.so in " + dirs +
                            "; Postfix, mbsync and imtest need it (Debian: libsasl2-modules-mailoauth); "
                            "mutt, msmtp and getmail use mailoauth token and do not"));

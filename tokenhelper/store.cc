@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/fd.h"
 #include "common/protocol.h"
 
 namespace mailoauth {
@@ -54,23 +55,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Closes a descriptor when it goes out of scope.
-class Fd {
-public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-    int get() const { return fd_; }
-    int release() { int f = fd_; fd_ = -1; return f; }
-    void reset(int fd = -1) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-
-private:
-    int fd_;
-};
 
 // Checks that st (from lstat or fstat of the store directory) is a private
 // directory of ours.  The messages say what to do.
