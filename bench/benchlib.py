@@ -13,6 +13,8 @@ the token), so its output is only searched, and on failure only the
 server's lines (S: ...) are shown.
 """
 import argparse
+import base64
+import imaplib
 import os
 import signal
 import statistics
@@ -121,6 +123,52 @@ class CachingDovecot(mailenv.Dovecot):
             f.write(AUTH_CACHE_SETTINGS)
 
 
+class LocalJwtDovecot(mailenv.Dovecot):
+    """mailenv.Dovecot whose oauth2 passdb checks each token itself, as
+    Exchange Online does: the fake provider issues its access tokens as
+    signed JWTs (--jwt-key), and Dovecot validates signature, expiry and
+    user locally (introspection_mode = local) with the key from KEY_DIR,
+    making no request to the provider.  Like PLAIN's passwd-file lookup,
+    nothing leaves the server; no auth cache."""
+
+    def __init__(self, *args, key_dir, **kw):
+        self.key_dir = key_dir
+        super().__init__(*args, **kw)
+
+    def write_config(self):
+        super().write_config()
+        with open(self.oauth2_conf, "w") as f:
+            f.write("# bench/benchlib.py: local JWT validation, no "
+                    "introspection\n"
+                    "introspection_mode = local\n"
+                    "local_validation_key_dict = fs:posix:prefix=%s/\n"
+                    "username_attribute = upn\n"
+                    "debug = no\n" % self.key_dir)
+
+
+def write_jwt_keys(workdir):
+    """A random HS256 key: the raw bytes for the fake provider, and
+    Dovecot's key dictionary (KEY_DIR/<azp>/<alg>/<kid>, base64; the
+    fake's tokens carry no azp, so "default").  Returns (key_file,
+    key_dir)."""
+    key = os.urandom(32)
+    key_file = os.path.join(workdir, "jwt.key")
+    with open(key_file, "wb") as f:
+        f.write(key)
+    os.chmod(key_file, 0o600)
+    key_dir = os.path.join(workdir, "dovecot-jwt-keys")
+    d = os.path.join(key_dir, "default", "HS256")
+    os.makedirs(d, exist_ok=True)
+    for p in (key_dir, os.path.join(key_dir, "default"), d):
+        os.chmod(p, 0o755)
+    path = os.path.join(d, fakeidp.JWT_KEY_ID)
+    with open(path, "w") as f:
+        f.write(base64.b64encode(key).decode())
+    # Dovecot's auth process reads it as its own user.
+    os.chmod(path, 0o644)
+    return key_file, key_dir
+
+
 class BenchEnv:
     """Fake IdP + Dovecot + a logged-in token store + mailoauth.conf."""
 
@@ -146,15 +194,16 @@ class BenchEnv:
         try:
             w = self.work.path
             self.ca = mailenv.test_ca(w)
+            # Access tokens are JWTs, as for work accounts at Microsoft:
+            # introspected where Dovecot introspects, validated locally
+            # where it validates locally.
+            self.jwt_key_file, self.jwt_key_dir = write_jwt_keys(w)
             self.idp = fakeidp.FakeIdP(os.path.join(w, "idp"),
-                                       ca=os.path.join(w, "ca"))
+                                       ca=os.path.join(w, "ca"),
+                                       jwt_key=self.jwt_key_file)
             self.idp.start()
             if self.want_dovecot:
-                cls = CachingDovecot if self.want_dovecot == "cache" \
-                    else mailenv.Dovecot
-                self.dovecot = cls(
-                    w, introspection_url=self.idp.introspection_url,
-                    ca=self.ca, users={ACCOUNT: PASSWORD})
+                self.dovecot = self.new_dovecot(self.want_dovecot)
                 self.dovecot.start()
             self.store = os.path.join(w, "store")
             os.makedirs(self.store, mode=0o700, exist_ok=True)
@@ -172,20 +221,29 @@ class BenchEnv:
             raise
         return self
 
-    def restart_dovecot(self, cache):
-        """Stop Dovecot and start a new one, with or without the auth cache
-        (new ports; the store and the provider stay)."""
+    def new_dovecot(self, mode):
+        """mode: True (as the end-to-end tests run it: every token
+        introspected), "cache" (the same with the auth cache on) or "jwt"
+        (tokens validated locally)."""
+        kw = dict(introspection_url=self.idp.introspection_url, ca=self.ca,
+                  users={ACCOUNT: PASSWORD})
+        if mode == "jwt":
+            return LocalJwtDovecot(self.work.path, key_dir=self.jwt_key_dir,
+                                   **kw)
+        cls = CachingDovecot if mode == "cache" else mailenv.Dovecot
+        return cls(self.work.path, **kw)
+
+    def restart_dovecot(self, mode):
+        """Stop Dovecot and start a new one in MODE (see new_dovecot; False
+        is True) on new ports; the store and the provider stay."""
         if self.dovecot:
             self.dovecot.stop()
             self.dovecot = None
-        self.want_dovecot = "cache" if cache else True
+        self.want_dovecot = mode or True
         d = os.path.join(self.work.path, "dovecot")
         if os.path.isdir(d):
             os.rename(d, d + "-%d" % time.monotonic_ns())
-        cls = CachingDovecot if cache else mailenv.Dovecot
-        self.dovecot = cls(self.work.path,
-                           introspection_url=self.idp.introspection_url,
-                           ca=self.ca, users={ACCOUNT: PASSWORD})
+        self.dovecot = self.new_dovecot(self.want_dovecot)
         self.dovecot.start()
 
     def stop(self):
@@ -313,6 +371,37 @@ class BenchEnv:
         if r.returncode != 0 or not r.stdout.strip():
             raise RuntimeError("mailoauth token failed (%d): %s"
                                % (r.returncode, r.stderr[-2000:]))
+
+    def bearer_accepted(self, token, timeout=15):
+        """Whether Dovecot's IMAP accepts TOKEN for ACCOUNT with XOAUTH2
+        (plain IMAP: Dovecot trusts 127.0.0.1).  Nothing is printed."""
+        raw = ("user=%s\x01auth=Bearer %s\x01\x01" % (ACCOUNT, token)).encode()
+        imap = imaplib.IMAP4("127.0.0.1", self.dovecot.ports["imap"],
+                             timeout=timeout)
+        try:
+            # The server's error challenge is answered with an empty line.
+            imap.authenticate("XOAUTH2", lambda challenge: raw if not challenge else b"")
+            return True
+        except imaplib.IMAP4.error:
+            return False
+        finally:
+            try:
+                imap.logout()
+            except (imaplib.IMAP4.error, OSError):
+                pass
+
+    def check_local_validation(self):
+        """Dovecot in "jwt" mode must really check the signature: the
+        stored token is accepted and the same token with its signature
+        changed is refused.  Raises otherwise."""
+        token = self.record()["access_token"]
+        head, _, sig = token.rpartition(".")
+        forged = head + "." + ("A" if sig[0] != "A" else "B") + sig[1:]
+        if not self.bearer_accepted(token):
+            raise RuntimeError("Dovecot refused a valid JWT access token")
+        if self.bearer_accepted(forged):
+            raise RuntimeError("Dovecot accepted a JWT with a forged "
+                               "signature: it is not validating")
 
     # imtest ----------------------------------------------------------------
     def imtest_argv(self, mech):

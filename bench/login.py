@@ -25,13 +25,16 @@ password, same Dovecot, same client, measured in one run.
                (Dovecot validates every bearer token with the provider)
     Target: xoauth2 / plain <= 1.05x.
 
-Both parts run twice (--server-cache both, the default): first against
-Dovecot as the end-to-end tests configure it, where the oauth2 passdb sends
-every bearer token to the provider's introspection endpoint (an HTTPS
-request PLAIN does not pay), then against the same Dovecot with its auth
-cache on for both passdbs, so a repeated token is checked from the cache
-as a repeated password is.  The introspection requests the provider saw
-are counted in each phase.
+Both parts run three times (--server-cache all, the default): first
+against Dovecot as the end-to-end tests configure it, where the oauth2
+passdb sends every bearer token to the provider's introspection endpoint
+(an HTTPS request PLAIN does not pay); then against the same Dovecot with
+its auth cache on for both passdbs, so a repeated token is checked from the
+cache as a repeated password is; then against a Dovecot that validates each
+token itself, as Exchange Online does: the fake provider's access tokens
+are signed JWTs and the oauth2 passdb checks signature, expiry and user
+locally (introspection_mode = local), with no cache and no request.  The
+introspection requests the provider saw are counted in each phase.
 
 Every login must succeed ("Authenticated." / tagged OK); failures are
 counted and reported.  Medians over --reps repetitions (default 60).
@@ -234,22 +237,24 @@ def main():
     ap.add_argument("--loop-bin", help="a built bench/sasl_login_loop "
                     "(default: compile it into the work directory)")
     ap.add_argument("--only", choices=("a", "b"), help="run only one part")
-    ap.add_argument("--server-cache", choices=("off", "on", "both"),
-                    default="both", help="Dovecot's auth cache: off (every "
-                    "bearer token is introspected), on, or both, one after "
-                    "the other (default)")
+    ap.add_argument("--server-cache", choices=("off", "on", "jwt", "both",
+                                               "all"),
+                    default="all", help="how Dovecot checks tokens: off "
+                    "(every bearer token is introspected), on (auth cache "
+                    "on), jwt (validated locally), both (off, then on) or "
+                    "all three, one after the other (default)")
     args = ap.parse_args()
     top = B.builddir(args)
     B.check_reps(args)
     if not os.path.exists(B.IMTEST):
         sys.exit("%s is missing (install cyrus-clients)" % B.IMTEST)
-    phases = {"off": [False], "on": [True], "both": [False, True]}[
+    phases = {"off": [True], "on": ["cache"], "jwt": ["jwt"],
+              "both": [True, "cache"], "all": [True, "cache", "jwt"]}[
         args.server_cache]
     print("login.py: %d repetitions per arm; build tree %s" % (args.reps, top))
     failures = 0
     with tempfile.TemporaryDirectory(prefix="mailoauth-bench-bin-") as tmp, \
-            B.BenchEnv(top, dovecot="cache" if phases[0] else True,
-                       keep=args.keep) as env:
+            B.BenchEnv(top, dovecot=phases[0], keep=args.keep) as env:
         loop_bin = args.loop_bin
         if not loop_bin and args.only != "a":
             loop_bin = B.build_loop(tmp)
@@ -257,15 +262,25 @@ def main():
         env.token_ok()
         if args.only != "b":
             env.start_agent()
-        for n, cache in enumerate(phases):
+        for n, mode in enumerate(phases):
             if n:
-                env.restart_dovecot(cache)
-            prefix = "login.cache" if cache else "login"
-            print("\n----- Dovecot auth cache %s%s" % (
-                "ON (auth_cache_size/auth_cache_ttl, both passdbs)" if cache
-                else "off (as in the end-to-end tests)",
-                "" if cache else ": every bearer login is introspected over "
-                "HTTPS by the provider"))
+                env.restart_dovecot(mode)
+            prefix = {True: "login", "cache": "login.cache",
+                      "jwt": "login.jwt"}[mode]
+            print("\n----- " + {
+                True: "Dovecot auth cache off (as in the end-to-end tests): "
+                      "every bearer login is introspected over HTTPS by the "
+                      "provider",
+                "cache": "Dovecot auth cache ON (auth_cache_size/"
+                         "auth_cache_ttl, both passdbs)",
+                "jwt": "Dovecot validates each token locally (signed JWT, "
+                       "introspection_mode = local), as Exchange Online "
+                       "does: no request, no cache"}[mode])
+            if mode == "jwt":
+                env.check_local_validation()
+                print("local validation checked: the stored token is "
+                      "accepted, the same token with a forged signature is "
+                      "refused")
             if args.only != "b":
                 failures += part_a(env, args.reps, prefix)
             if args.only != "a":

@@ -44,6 +44,7 @@ import argparse
 import base64
 import datetime
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -93,6 +94,10 @@ def grant_key(grant_type):
     return "other"
 
 
+# The "kid" of the fake's JWT access tokens (--jwt-key).
+JWT_KEY_ID = "mailoauth-fake-1"
+
+
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -120,6 +125,10 @@ class State:
         self.lock = threading.Lock()
         self.args = args
         self.issued = []         # every secret ever issued; never reset
+        self.jwt_key = None
+        if args.jwt_key:
+            with open(args.jwt_key, "rb") as f:
+                self.jwt_key = f.read()
         self.reset_all()
 
     # --- configuration and reset -------------------------------------
@@ -190,7 +199,11 @@ class State:
         lifetime = cfg["access_lifetime"]
         scopes = [s for s in scope.split() if s]
         granted = [s for s in scopes if s.lower() != "offline_access"]
-        access = self.new_secret(48, "EwA")
+        if self.jwt_key:
+            access = self.jwt_access_token(username, client_id, granted,
+                                           tenant, lifetime)
+        else:
+            access = self.new_secret(48, "EwA")
         self.access[access] = {
             "username": username, "client_id": client_id,
             "scope": " ".join(granted), "exp": int(time.time()) + lifetime,
@@ -213,6 +226,41 @@ class State:
         if "openid" in (s.lower() for s in scopes):
             body["id_token"] = self.id_token(username, client_id, tenant)
         return body
+
+    def jwt_access_token(self, username, client_id, scopes, tenant, lifetime):
+        """An access token as work accounts get them for Exchange Online: a
+        JWT the resource server checks by itself, without asking the
+        provider.  Microsoft signs with RS256 and publishes its keys; the
+        fake signs with HS256 and a key file it shares with the test's
+        server (Dovecot's local validation), which is enough to check
+        signature, expiry and user.  Still listed for introspection, so
+        revocation works where the server introspects."""
+        now = int(time.time())
+        tid = tenant if re.match(r"^[0-9a-f-]{36}$", tenant) else \
+            "9188040d-6c67-4c5b-b112-36a304b66dad"
+        header = {"typ": "JWT", "alg": "HS256", "kid": JWT_KEY_ID}
+        payload = {
+            "aud": "https://outlook.office.com",
+            "iss": "https://sts.windows.net/%s/" % tid,
+            "iat": now, "nbf": now, "exp": now + lifetime,
+            "appid": client_id, "tid": tid, "ver": "1.0",
+            "oid": str(uuid.UUID(bytes=hashlib.sha256(
+                username.encode()).digest()[:16], version=4)),
+            "scp": " ".join(s.rsplit("/", 1)[-1] for s in scopes),
+            "sub": b64url(hashlib.sha256(
+                (username + client_id).encode()).digest()),
+            "upn": username, "unique_name": username,
+            # Unique per token, as Microsoft's "uti" is.
+            "uti": secrets.token_urlsafe(16),
+        }
+        signing_input = "%s.%s" % (
+            b64url(json.dumps(header, separators=(",", ":")).encode()),
+            b64url(json.dumps(payload, separators=(",", ":")).encode()))
+        sig = hmac.new(self.jwt_key, signing_input.encode(),
+                       hashlib.sha256).digest()
+        tok = signing_input + "." + b64url(sig)
+        self.issued.append(tok)
+        return tok
 
     def id_token(self, username, client_id, tenant):
         now = int(time.time())
@@ -951,6 +999,8 @@ def main(argv=None):
     ap.add_argument("--unknown-tenant", action="append")
     ap.add_argument("--auto-approve-after", type=float)
     ap.add_argument("--auto-approve-user", default="alice@example.com")
+    ap.add_argument("--jwt-key", help="issue access tokens as HS256 JWTs "
+                    "signed with the bytes of this file")
     args = ap.parse_args(argv)
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

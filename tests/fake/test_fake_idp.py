@@ -3,6 +3,9 @@
 The other tests trust the fake to behave like Microsoft's v2.0 endpoints;
 this module checks that it does, plus its test controls.
 """
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -436,6 +439,60 @@ class Introspection(Base):
         self.assertTrue(self.idp.valid_access_token(b))
         self.idp.revoke_access_tokens()
         self.assertFalse(self.idp.valid_access_token(b))
+
+
+class JwtAccessTokens(Base):
+    """With jwt_key the access tokens are HS256 JWTs a server can check by
+    itself (bench/: Dovecot's local validation), shaped like Exchange
+    Online's: issuer, audience, expiry, user, scopes.  They still rotate,
+    introspect and revoke like the opaque ones."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.key = os.urandom(32)
+        d = os.path.join(WORK, cls.__name__)
+        os.makedirs(d, exist_ok=True)
+        cls.key_file = os.path.join(d, "jwt.key")
+        with open(cls.key_file, "wb") as f:
+            f.write(cls.key)
+        cls.idp = FakeIdP(d, interval=0, access_lifetime=600,
+                          ca=os.path.join(WORK, "ca"), jwt_key=cls.key_file)
+        cls.idp.start()
+
+    @staticmethod
+    def part(b64):
+        return base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+
+    def test_signed_claims(self):
+        before = int(time.time())
+        body = self.login("alice@example.com")
+        tok = body["access_token"]
+        head, payload, sig = tok.split(".")
+        header = json.loads(self.part(head))
+        self.assertEqual(header, {"typ": "JWT", "alg": "HS256",
+                                  "kid": fakeidp.JWT_KEY_ID})
+        want = hmac.new(self.key, (head + "." + payload).encode(),
+                        hashlib.sha256).digest()
+        self.assertEqual(self.part(sig), want)
+        claims = json.loads(self.part(payload))
+        self.assertEqual(claims["upn"], "alice@example.com")
+        self.assertEqual(claims["aud"], "https://outlook.office.com")
+        self.assertRegex(claims["iss"], r"^https://sts\.windows\.net/[0-9a-f-]{36}/$")
+        self.assertEqual(claims["appid"], self.idp.client_id)
+        self.assertEqual(claims["scp"], "IMAP.AccessAsUser.All SMTP.Send")
+        self.assertGreaterEqual(claims["iat"], before)
+        self.assertEqual(claims["exp"] - claims["iat"], 600)
+        self.assertEqual(body["expires_in"], 600)
+
+    def test_rotate_introspect_revoke(self):
+        first = self.login("alice@example.com")
+        st, _, second = self.refresh(first["refresh_token"])
+        self.assertEqual(st, 200, second)
+        self.assertNotEqual(first["access_token"], second["access_token"])
+        self.assertNotEqual(first["refresh_token"], second["refresh_token"])
+        self.assertTrue(self.idp.introspect(second["access_token"])["active"])
+        self.idp.revoke_access_tokens("alice@example.com")
+        self.assertFalse(self.idp.valid_access_token(second["access_token"]))
 
 
 class Faults(Base):

@@ -28,6 +28,11 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 CONTROL_TIMEOUT = 10
 
 
+# The "kid" of the JWT access tokens a fake started with jwt_key issues
+# (tests/fake/fake_idp.py).
+JWT_KEY_ID = "mailoauth-fake-1"
+
+
 class FakeIdPError(RuntimeError):
     pass
 
@@ -38,10 +43,13 @@ class FakeIdP:
                  client_ids=("11111111-2222-3333-4444-555555555555",),
                  auto_approve_after=None,
                  auto_approve_user="alice@example.com", ca=None,
-                 cert=None, key=None, rotation_revokes_old=False):
+                 cert=None, key=None, rotation_revokes_old=False,
+                 jwt_key=None):
         """workdir: a directory of this test's own (created if needed).
         ca: an existing testca directory to reuse (default WORKDIR/ca).
         cert/key: serve this certificate instead (e.g. testca.untrusted_cert).
+        jwt_key: a file of key bytes: access tokens are HS256 JWTs signed
+        with it (for a server that validates them locally).
         """
         self.workdir = os.path.abspath(workdir)
         os.makedirs(self.workdir, exist_ok=True)
@@ -53,6 +61,7 @@ class FakeIdP:
         self.auto_approve_after = auto_approve_after
         self.auto_approve_user = auto_approve_user
         self.rotation_revokes_old = rotation_revokes_old
+        self.jwt_key = jwt_key
         self.ca = testca.ensure(ca or os.path.join(self.workdir, "ca"))
         self.ca_file = self.ca.ca_file
         self.cert = cert or self.ca.cert
@@ -95,6 +104,8 @@ class FakeIdP:
                "--device-expires", str(int(self.device_expires))]
         for c in self.client_ids:
             cmd += ["--client-id", c]
+        if self.jwt_key:
+            cmd += ["--jwt-key", self.jwt_key]
         if self.auto_approve_after is not None:
             cmd += ["--auto-approve-after", str(self.auto_approve_after),
                     "--auto-approve-user", self.auto_approve_user]
