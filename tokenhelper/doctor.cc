@@ -147,12 +147,17 @@ std::vector<Finding> check_helper(const Environment& env) {
 // Asks the agent for account's token, as the plugin would, and reports the
 // answer without the token.
 Finding ask_agent(const agent::SocketName& name, const std::string& account) {
-    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    // Non-blocking, as the plugin's: a Unix-socket connect to a full
+    // backlog fails with EAGAIN instead of waiting; msgio bounds the rest.
+    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (fd.get() < 0) return problem(std::string("agent: socket: ") + std::strerror(errno));
-    if (::connect(fd.get(), reinterpret_cast<const struct sockaddr*>(&name.addr), name.len) != 0)
+    if (::connect(fd.get(), reinterpret_cast<const struct sockaddr*>(&name.addr), name.len) != 0) {
+        if (errno == EAGAIN)
+            return problem("agent on " + name.spec + ": too busy to take a connection; try again");
         return problem("agent: nothing listens on " + name.spec + " (" + std::strerror(errno) +
                        "); the plugin's logins wait and fail until it runs: "
                        "systemctl start mailoauth-agent, or mailoauth agent");
+    }
     agent::Caller peer;
     std::string err;
     if (!agent::peer_caller(fd.get(), peer, err)) return problem("agent: " + name.spec + ": " + err);
