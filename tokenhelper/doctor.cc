@@ -41,6 +41,20 @@ std::string where(const config::Config& cfg, const config::Entry& e) {
 }
 
 
+// What a peer sent, fit to print: the agent's socket may be held by
+// another program, so no control characters and at most max bytes.
+std::string printable(const std::string& s, std::size_t max = 300) {
+    std::string out;
+    for (unsigned char c : s) {
+        if (out.size() >= max) {
+            out += "...";
+            break;
+        }
+        out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+    }
+    return out;
+}
+
 std::vector<Finding> check_config(const GlobalOptions& opts, Environment& env, bool& usable) {
     std::vector<Finding> out;
     std::string err;
@@ -188,7 +202,7 @@ Finding ask_agent(const agent::SocketName& name, const std::string& account) {
         return ok(account + ": the " + who + " serves its token to you (valid until " + until + ")");
     }
     std::string status = reply.get_or("status", "");
-    std::string desc = reply.get_or("error_description", reply.get_or("error", "no token"));
+    std::string desc = printable(reply.get_or("error_description", reply.get_or("error", "no token")));
     return problem(account + ": the " + who + " answers: " + desc, status == "77");
 }
 

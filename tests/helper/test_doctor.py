@@ -7,7 +7,9 @@ request to the provider and prints no token."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 import uuid
 
@@ -161,6 +163,42 @@ class Doctor(HelperTestCase):
         [p] = self.problems(r)
         self.assertIn("bob@example.com: the agent on " + socket, p)
         self.assertIn("mailoauth login bob@example.com", p)
+
+    def test_impostor_answer_is_printed_harmlessly(self):
+        """Anyone may bind an abstract name first: what such a program
+        answers is shown without its control characters."""
+        name = "mailoauth-doctor-%s" % uuid.uuid4().hex[:12]
+        self.agent_config("@" + name)
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind("\0" + name)
+        srv.listen(4)
+
+        def answer():
+            conn, _ = srv.accept()
+            with conn:
+                conn.settimeout(10)
+                data = b""
+                while b"\n\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(b"error=x\nerror_description=\x1b[31mred \x07" + b"A" * 500 +
+                             b"\nstatus=78\n\n")
+        t = threading.Thread(target=answer, daemon=True)
+        t.start()
+        try:
+            r = self.doctor()
+        finally:
+            t.join(10)
+            srv.close()
+        self.assertEqual(r.rc, 78, r.out)
+        [p] = self.problems(r)
+        self.assertIn("(uid %d " % os.getuid(), p)
+        self.assertIn("answers: ?[31mred ?AAA", p)
+        self.assertNotIn("\x1b", r.out)
+        self.assertIn("...", p)
+        self.assertLess(len(p), 700)
 
 
 if __name__ == "__main__":
