@@ -11,6 +11,10 @@
 #define MAILOAUTH_SYSCONFDIR "/etc"
 #endif
 
+#ifndef MAILOAUTH_BINDIR
+#define MAILOAUTH_BINDIR "/usr/bin"
+#endif
+
 namespace mailoauth::config {
 
 namespace {
@@ -227,6 +231,26 @@ std::string default_path(bool& explicit_) {
     }
     explicit_ = false;
     return std::string(MAILOAUTH_SYSCONFDIR) + "/mailoauth.conf";
+}
+
+HelperChoice plugin_helper(const Config& cfg) {
+    HelperChoice h;
+    const char* env = std::getenv("MAILOAUTH_HELPER");
+    if (env && *env) {
+        h.path = env;
+        h.origin = "MAILOAUTH_HELPER";
+        if (h.path[0] != '/') h.error = "MAILOAUTH_HELPER must be an absolute path, not '" + h.path + "'";
+    } else if (const Entry* e = cfg.lookup("", "helper")) {
+        h.path = e->value;
+        h.origin = "helper in " + cfg.path + ":" + std::to_string(e->line);
+        if (h.path.empty() || h.path[0] != '/')
+            h.error = cfg.path + ":" + std::to_string(e->line) +
+                      ": 'helper' must be an absolute path, e.g. " MAILOAUTH_BINDIR "/mailoauth";
+    } else {
+        h.path = MAILOAUTH_BINDIR "/mailoauth";
+        h.origin = "the default helper";
+    }
+    return h;
 }
 
 }  // namespace mailoauth::config

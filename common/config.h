@@ -64,6 +64,16 @@ bool get_int(const Config& cfg, std::string_view account, std::string_view key, 
 // environment (a missing explicit file is an error, a missing default is not).
 std::string default_path(bool& explicit_);
 
+// The helper program the SASL plugin runs: $MAILOAUTH_HELPER, else
+// `helper` in cfg, else BINDIR/mailoauth.  One decision for the plugin and
+// for `mailoauth doctor`, which reports what the plugin will do.
+struct HelperChoice {
+    std::string path;
+    std::string origin;  // "MAILOAUTH_HELPER", "helper in FILE:LINE" or "the default helper"
+    std::string error;   // set when path is not absolute (the plugin refuses it)
+};
+HelperChoice plugin_helper(const Config& cfg);
+
 }  // namespace mailoauth::config
 
 #endif

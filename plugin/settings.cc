@@ -2,11 +2,6 @@
 
 #include "plugin/log.h"
 
-#include <cstdlib>
-
-#ifndef MAILOAUTH_BINDIR
-#define MAILOAUTH_BINDIR "/usr/bin"
-#endif
 
 namespace mailoauth::plugin {
 
@@ -22,23 +17,12 @@ void Settings::load() {
         return;
     }
 
-    const char* env_helper = std::getenv("MAILOAUTH_HELPER");
-    if (env_helper && *env_helper) {
-        helper = env_helper;
-        if (helper[0] != '/') {
-            error = "MAILOAUTH_HELPER must be an absolute path, not '" + helper + "'";
-            return;
-        }
-    } else if (const config::Entry* e = cfg.lookup("", "helper")) {
-        helper = e->value;
-        if (helper.empty() || helper[0] != '/') {
-            error = config_path + ":" + std::to_string(e->line) +
-                    ": 'helper' must be an absolute path, e.g. " MAILOAUTH_BINDIR "/mailoauth";
-            return;
-        }
-    } else {
-        helper = MAILOAUTH_BINDIR "/mailoauth";
+    config::HelperChoice h = config::plugin_helper(cfg);
+    if (!h.error.empty()) {
+        error = h.error;
+        return;
     }
+    helper = h.path;
 
     store = cfg.get("", "store", "");
     if (!config::get_int(cfg, "", "timeout", 1, 600, kDefaultTimeout, timeout, err)) {

@@ -23,9 +23,6 @@
 #ifndef MAILOAUTH_SASLPLUGINDIR
 #define MAILOAUTH_SASLPLUGINDIR "/usr/lib/sasl2"
 #endif
-#ifndef MAILOAUTH_BINDIR
-#define MAILOAUTH_BINDIR "/usr/bin"
-#endif
 
 namespace mailoauth::doctor {
 
@@ -135,32 +132,26 @@ bool executable_file(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
 }
 
-// What the plugin runs when no agent is configured.
+// What the plugin runs when no agent is configured, decided as the plugin
+// decides it.
 std::vector<Finding> check_helper(const Environment& env) {
     std::vector<Finding> out;
-    const char* from_env = std::getenv("MAILOAUTH_HELPER");
-    const config::Entry* e = env.cfg.lookup("", "helper");
-    std::string helper = from_env && *from_env ? from_env
-                         : e                   ? e->value
-                                               : std::string(MAILOAUTH_BINDIR) + "/mailoauth";
-    std::string origin = from_env && *from_env ? "MAILOAUTH_HELPER"
-                         : e                   ? "helper in " + where(env.cfg, *e)
-                                               : "the default helper";
-    if (helper.empty() || helper[0] != '/')
-        out.push_back(problem("plugin helper: " + origin + " is '" + helper +
-                              "', not an absolute path; the plugin refuses it"));
-    else if (!executable_file(helper))
-        out.push_back(problem("plugin helper: " + origin + ", " + helper +
+    config::HelperChoice h = config::plugin_helper(env.cfg);
+    if (!h.error.empty())
+        out.push_back(problem("plugin helper: " + h.error + "; the plugin refuses it"));
+    else if (!executable_file(h.path))
+        out.push_back(problem("plugin helper: " + h.origin + ", " + h.path +
                               ", is not an executable file; the plugin cannot get tokens until it is "
                               "(or set agent_socket to use the agent)"));
     else
-        out.push_back(ok("plugin helper: " + helper + " (" + origin + ")"));
+        out.push_back(ok("plugin helper: " + h.path + " (" + h.origin + ")"));
     return out;
 }
 
 // Asks the agent for account's token, as the plugin would, and reports the
 // answer without the token.
-Finding ask_agent(const agent::SocketName& name, const std::string& account) {
+Finding ask_agent(const agent::SocketName& name, const std::string& account, bool& unreachable) {
+    unreachable = false;
     // Non-blocking, as the plugin's: a Unix-socket connect to a full
     // backlog fails with EAGAIN instead of waiting; msgio bounds the rest.
     Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -168,6 +159,7 @@ Finding ask_agent(const agent::SocketName& name, const std::string& account) {
     if (::connect(fd.get(), reinterpret_cast<const struct sockaddr*>(&name.addr), name.len) != 0) {
         if (errno == EAGAIN)
             return problem("agent on " + name.spec + ": too busy to take a connection; try again");
+        unreachable = true;
         return problem("agent: nothing listens on " + name.spec + " (" + std::strerror(errno) +
                        "); the plugin's logins wait and fail until it runs: "
                        "systemctl start mailoauth-agent, or mailoauth agent");
@@ -227,8 +219,9 @@ std::vector<Finding> check_agent(const Environment& env, const std::string& acco
         for (const auto& s : env.cfg.accounts) accounts.push_back(s.first);
     if (accounts.empty()) accounts.push_back("");
     for (const std::string& a : accounts) {
-        out.push_back(ask_agent(name, a));
-        if (out.back().level == Level::Problem && out.back().text.rfind("agent: nothing listens", 0) == 0) break;
+        bool unreachable = false;
+        out.push_back(ask_agent(name, a, unreachable));
+        if (unreachable) break;  // once is enough to say so
     }
     return out;
 }

@@ -16,6 +16,7 @@ class ConfigTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(integers_are_checked);
     CPPUNIT_TEST(missing_file);
     CPPUNIT_TEST(loads_a_file);
+    CPPUNIT_TEST(plugin_helper_table);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -102,6 +103,40 @@ public:
         unlink(path);
         CPPUNIT_ASSERT(ok);
         CPPUNIT_ASSERT_EQUAL(std::string("/var/lib/mailoauth"), c.get("", "store", ""));
+    }
+
+    // Which helper the plugin runs, and why: the environment, then the
+    // file, then the default; a relative path is refused with its origin.
+    void plugin_helper_table() {
+        struct {
+            const char* env;   // MAILOAUTH_HELPER, nullptr: unset
+            const char* text;  // mailoauth.conf
+            const char* path;
+            const char* origin;
+            const char* error;  // fragment, "" for none
+        } cases[] = {
+            {nullptr, "", MAILOAUTH_BINDIR "/mailoauth", "the default helper", ""},
+            {nullptr, "timeout = 5\nhelper = /opt/m\n", "/opt/m", "helper in t.conf:2", ""},
+            {nullptr, "helper = bin/m\n", "bin/m", "helper in t.conf:1", "t.conf:1: 'helper' must be an absolute"},
+            {"/env/m", "helper = /opt/m\n", "/env/m", "MAILOAUTH_HELPER", ""},
+            {"", "helper = /opt/m\n", "/opt/m", "helper in t.conf:1", ""},
+            {"rel", "", "rel", "MAILOAUTH_HELPER", "MAILOAUTH_HELPER must be an absolute path"},
+        };
+        for (const auto& c : cases) {
+            Config cfg;
+            Error e;
+            CPPUNIT_ASSERT(parse(c.text, "t.conf", cfg, e));
+            if (c.env) ::setenv("MAILOAUTH_HELPER", c.env, 1);
+            else ::unsetenv("MAILOAUTH_HELPER");
+            HelperChoice h = plugin_helper(cfg);
+            ::unsetenv("MAILOAUTH_HELPER");
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(c.text, std::string(c.path), h.path);
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(c.text, std::string(c.origin), h.origin);
+            if (*c.error)
+                CPPUNIT_ASSERT_MESSAGE(h.error, h.error.find(c.error) != std::string::npos);
+            else
+                CPPUNIT_ASSERT_EQUAL_MESSAGE(c.text, std::string(), h.error);
+        }
     }
 };
 CPPUNIT_TEST_SUITE_REGISTRATION(ConfigTest);
