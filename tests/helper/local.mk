@@ -8,3 +8,6 @@ EXTRA_DIST += tests/helper/test_agent.py
 # mailoauth doctor against a real login, plugin directory and agent.
 TESTS += tests/helper/test_doctor.py
 EXTRA_DIST += tests/helper/test_doctor.py
+# One battery of protocol cases run against `mailoauth get` and the agent.
+TESTS += tests/helper/test_protocol_battery.py
+EXTRA_DIST += tests/helper/test_protocol_battery.py
