@@ -124,12 +124,13 @@ void HelperSource::fetch(const TokenRequest& req, TokenReply& reply) {
     protocol::Message answer;
     protocol::ParseResult pr = protocol::parse(run_result.output, answer);
     int code = 0;
-    if (!decide_status(run_result, pr.ok ? &answer : nullptr, code)) {
+    if (!decide_status(run_result, pr.ok ? &answer : nullptr, code) && pr.ok && !run_result.output.empty()) {
         // The program hosting us reaps children itself (SIGCHLD ignored or
-        // a handler calling wait) and the reply does not say either.
-        reply.message = who + "'s exit status was lost (this program reaps its children) and its reply " +
-                        "carries no status" + (pr.ok && !peer_says(answer).empty() ? ": " + peer_says(answer)
-                                                                                  : std::string());
+        // a handler calling wait) and the reply does not say either.  (An
+        // empty or malformed reply is named as such below.)
+        const std::string says = peer_says(answer);
+        reply.message = "the exit status of " + who + " was lost (this program reaps its children) and its " +
+                        "reply carries no status" + (says.empty() ? std::string() : ": " + says);
         return;
     }
     if (!accept_status(who, static_cast<unsigned long long>(code), "exit status",

@@ -428,6 +428,13 @@ class ReapingHost(Base):
             self.assertEqual(r["rc"], "SASL_FAIL", (mode, r))
             self.assertIn("no client_id for account alice@example.com", r["detail"])
 
+    def test_nothing_or_garbage_is_named_as_such(self):
+        for mode in ("ignore", "reap"):
+            r = self.start(mode, "silent", {})
+            self.assertIn("printed no reply", r["detail"])
+            r = self.start(mode, "garbage", {})
+            self.assertIn("malformed reply", r["detail"])
+
     def test_token_still_served(self):
         for mode in ("ignore", "reap"):
             for fake in ({"STATUS": 0}, {}):  # `mailoauth get`, and an older helper without status
@@ -440,7 +447,7 @@ class ReapingHost(Base):
         # mistaken for success.
         r = self.start("ignore", "fail", {"EXIT": 75, "DESC": "timeout"})
         self.assertEqual(r["rc"], "SASL_FAIL", r)
-        self.assertIn("exit status was lost", r["detail"])
+        self.assertIn("the exit status of the token helper %s was lost" % helper("fail"), r["detail"])
         self.assertIn("timeout", r["detail"])
 
     def test_exit_status_wins_over_reply_status(self):
