@@ -52,12 +52,13 @@ AgentSource::AgentSource(std::string socket, std::string agent_user, long timeou
     // Whom the request may go to.  Never "anyone": an abstract name can be
     // bound by any local user first, and whoever holds it would receive
     // every request and could answer with a token of its choosing.
-    // Root, the agent's system user, and our own effective uid (a personal
-    // agent) are the only candidates; names are resolved now, at plugin
-    // init, because inside Postfix's chroot there is no passwd file.
+    // Root, the agent's system users, and our own effective uid (a personal
+    // agent; checked at each fetch, since Postfix loads us as root and
+    // then drops privileges) are the only candidates.  Names are resolved
+    // now, at plugin init, because inside Postfix's chroot there is no
+    // passwd file.
     trusted_uids_.push_back(0);
     trusted_text_ = "root";
-    const uid_t self = ::geteuid();
     auto add = [&](uid_t uid, const std::string& text) {
         for (uid_t u : trusted_uids_)
             if (u == uid) return;
@@ -78,10 +79,10 @@ AgentSource::AgentSource(std::string socket, std::string agent_user, long timeou
     }
     uid_t uid = 0;
     if (lookup_uid("mailoauth", uid)) add(uid, "mailoauth");
-    add(self, "uid " + std::to_string(self) + " (this program)");
 }
 
 bool AgentSource::trusted(uid_t uid) const {
+    if (uid == ::geteuid()) return true;  // the same user could read our memory anyway
     for (uid_t u : trusted_uids_)
         if (u == uid) return true;
     return false;
@@ -149,7 +150,7 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
         reply.status = TokenStatus::Config;
         reply.message = "the process listening on " + spec + " (pid " + std::to_string(cred.pid) + ") runs as uid " +
                         std::to_string(cred.uid) + ", which is not trusted with the request (trusted: " +
-                        trusted_text_ + "); is the mailoauth agent running, or has another program taken " +
+                        trusted_text_ + " and this program's uid " + std::to_string(::geteuid()) + "); is the mailoauth agent running, or has another program taken " +
                         "its name?  Check agent_socket and agent_user in " + config_hint_;
         return;
     }

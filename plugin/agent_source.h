@@ -36,19 +36,23 @@ public:
     AgentSource(std::string socket, std::string agent_user, long timeout_s, std::string config_hint);
     void fetch(const TokenRequest& req, TokenReply& reply) override;
 
-    // For tests: why the source cannot work, or "", and whom it trusts.
+    // Whether a listener running as uid gets the request: root, agent_user,
+    // mailoauth, or geteuid() now.
+    bool trusted(uid_t uid) const;
+
+    // For tests: why the source cannot work, or "", and the uids trusted
+    // besides geteuid().
     const std::string& setup_error() const { return setup_error_; }
     const std::vector<uid_t>& trusted_uids() const { return trusted_uids_; }
 
 private:
-    bool trusted(uid_t uid) const;
 
     SocketName name_;
     long timeout_s_;
     std::string config_hint_;
     std::string setup_error_;
     std::vector<uid_t> trusted_uids_;
-    std::string trusted_text_;  // "root, mailoauth, uid 1000 (this program)", for messages
+    std::string trusted_text_;  // "root, mailoauth", for messages
 };
 
 }  // namespace mailoauth::plugin

@@ -631,9 +631,13 @@ private:
             if (std::find(want.begin(), want.end(), u) == want.end()) want.push_back(u);
         };
         if (const struct passwd* pw = getpwnam("mailoauth")) add(pw->pw_uid);
-        add(geteuid());
         AgentSource plain("@mailoauth-agent", "", 5, "mailoauth.conf");
         CPPUNIT_ASSERT_EQUAL(std::string(), plain.setup_error());
+        CPPUNIT_ASSERT(plain.trusted(geteuid()));
+        CPPUNIT_ASSERT(plain.trusted(0));
+        const uid_t stranger = 65532;
+        if (stranger != geteuid() && std::find(want.begin(), want.end(), stranger) == want.end())
+            CPPUNIT_ASSERT(!plain.trusted(stranger));
         std::vector<uid_t> got = plain.trusted_uids();
         std::sort(got.begin(), got.end());
         std::sort(want.begin(), want.end());
@@ -643,6 +647,7 @@ private:
         got = named.trusted_uids();
         CPPUNIT_ASSERT_EQUAL(want.size() + 1, got.size());
         CPPUNIT_ASSERT(std::find(got.begin(), got.end(), uid_t(54321)) != got.end());
+        CPPUNIT_ASSERT(named.trusted(54321));
 
         AgentSource unknown("@mailoauth-agent", "no-such-user-for-mailoauth", 5, "mailoauth.conf");
         CPPUNIT_ASSERT(unknown.setup_error().find("is not a user on this system") != std::string::npos);
