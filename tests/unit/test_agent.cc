@@ -1,6 +1,7 @@
 // The agent's pure parts: allow_users/allow_groups parsing and matching
 // (tokenhelper/peercred.cc), socket names, and the in-process single
-// flight of TokenBroker with a fake fetch (tokenhelper/agent.cc).
+// flight of TokenBroker with a fake fetch (tokenhelper/agent_listen.cc,
+// tokenhelper/agent_broker.cc).
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <atomic>
@@ -9,7 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "tokenhelper/agent.h"
+#include "tokenhelper/agent_broker.h"
+#include "tokenhelper/agent_listen.h"
 #include "tokenhelper/peercred.h"
 
 using namespace mailoauth;
