@@ -74,6 +74,17 @@ Outcome TokenBroker::get(const std::string& account, bool force, const std::stri
             const bool replaced = tail_known ? !ends_with(s.token.reveal(), rejected_tail)
                                              : s.completed > arrival && s.token != rejected;
             if (force && replaced && still_valid) return from_cache(s, Outcome::Source::Cache);
+            // The caller's token is the current one, and it is brand new:
+            // a server that refuses it will refuse the next one too.
+            const std::int64_t age = now - s.refreshed_at;
+            if (force && still_valid && s.refreshed_at != 0 && age >= 0 && age < kMinForcedRefreshInterval) {
+                Outcome o = from_cache(s, Outcome::Source::RateLimited);
+                o.warning = "forced refresh not done: the token was refreshed " + std::to_string(age) +
+                            " s ago (less than " + std::to_string(kMinForcedRefreshInterval) +
+                            " s); served it again.  If the server keeps refusing new tokens, check the "
+                            "account's scope and permissions";
+                return o;
+            }
         }
         if (s.busy) {
             if (!force) {
@@ -150,6 +161,7 @@ Outcome TokenBroker::get(const std::string& account, bool force, const std::stri
             // served: back off before trying again.
             s.retry_at = o.warning.empty() ? 0 : done + kRetryAfterFailure;
             s.failure_version = after;
+            if (o.refreshed) s.refreshed_at = done;
         } else {
             s.failed = true;
             s.failure = Outcome();

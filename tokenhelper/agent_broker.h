@@ -24,17 +24,25 @@ constexpr long kMinValidity = 60;
 // caller forces one: callers meanwhile get the still-valid token or the
 // same failure, instead of hammering an identity provider that is down.
 constexpr long kRetryAfterFailure = 10;
+// A forced refresh of a token this process refreshed less than this long
+// ago is not done: the caller gets that fresh token again.  A caller that
+// loops on force_refresh (a server that refuses every token, a broken
+// client) would otherwise make the agent refresh in a loop, which the
+// identity provider punishes (Microsoft's loop detection, AADSTS50196).
+constexpr long kMinForcedRefreshInterval = 30;
 
 // What one token request gets.
 struct Outcome {
-    enum class Source { Fetched, Cache, StillValid, Store, SharedFailure, Backoff, Busy };
+    // RateLimited: a forced refresh not done (kMinForcedRefreshInterval);
+    // the cached token, with a warning.
+    enum class Source { Fetched, Cache, StillValid, Store, SharedFailure, Backoff, Busy, RateLimited };
     int status = 75;            // sysexits, as `mailoauth get` exits
     std::string error;          // protocol v1 "error" word
     std::string message;        // for a person, one line, no secret
     Secret access_token;
     std::int64_t expires_at = 0;
     std::string user;
-    std::string warning;        // served despite a failed refresh
+    std::string warning;        // served despite a failed refresh, or without the forced one
     bool refreshed = false;     // a refresh happened for this request
     Source source = Source::Fetched;
 };
@@ -81,6 +89,7 @@ private:
         Outcome failure;            // its outcome (no secret)
         std::string failure_version;
         std::int64_t retry_at = 0;  // no unforced fetch before this
+        std::int64_t refreshed_at = 0;  // when a fetch last refreshed the token
     };
     std::shared_ptr<Slot> slot_for(const std::string& account);
     static Outcome from_cache(const Slot& s, Outcome::Source src);

@@ -10,17 +10,24 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <condition_variable>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "common/fd.h"
+#include "common/msgio.h"
 #include "tokenhelper/agent.h"
 #include "tokenhelper/agent_config.h"
+#include "tokenhelper/agent_gate.h"
 #include "tokenhelper/agent_listen.h"
 #include "tokenhelper/agent_log.h"
 #include "tokenhelper/agent_server.h"
 #include "tokenhelper/errors.h"
+#include "tokenhelper/peercred.h"
 #include "tokenhelper/settings.h"
 #include "tokenhelper/store.h"
 
@@ -82,10 +89,30 @@ void finish_detach(int& ready_fd, int status) {
 
 }  // namespace
 
+// Connections in flight: overall, and per uid of the caller.
+struct Active {
+    std::mutex mu;
+    std::condition_variable cv;
+    int total = 0;
+    std::map<uid_t, int> by_uid;
+};
+
 int run(const Options& opts, const Environment& env, HttpClient& http) {
     openlog("mailoauth-agent", LOG_PID, LOG_MAIL);
     log_to_stderr(!stderr_is_journal());
     std::string err;
+
+    // First, while LISTEN_PID can still be compared with our pid (before
+    // detaching) and before any thread reads the environment.
+    int activated_fd = -1;
+    std::string activated_name;
+    int rc = 0;
+    const Activation activation = take_activated_socket(activated_fd, activated_name, rc, err);
+    Fd activated(activated_fd);
+    if (activation == Activation::Bad) {
+        logmsg(LOG_ERR, "%s", err.c_str());
+        return rc;
+    }
 
     std::string spec = !opts.socket.empty() ? opts.socket : env.cfg.get("", "agent_socket", "");
     if (spec.empty()) spec = kDefaultSocket;
@@ -94,6 +121,12 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
         logmsg(LOG_ERR, "%s", err.c_str());
         return kExitConfig;
     }
+    if (activation == Activation::Taken && activated_name != spec)
+        logmsg(LOG_WARNING,
+               "systemd passed the socket %s, but %s names %s: callers that use %s do not reach this agent; "
+               "make agent_socket in %s and ListenStream= in mailoauth-agent.socket agree",
+               activated_name.c_str(), opts.socket.empty() ? "agent_socket" : "--socket", spec.c_str(),
+               spec.c_str(), env.cfg.path.c_str());
     if (!check_allow_settings(env.cfg, err)) {
         logmsg(LOG_ERR, "%s", err.c_str());
         return kExitConfig;
@@ -115,6 +148,8 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
         if (!store.open(false, err))
             logmsg(LOG_WARNING, "the store is not usable yet (%s); requests fail until it is", err.c_str());
     }
+    Gate gate;
+    gate.resolve(env.cfg, self, system_lookups());
 
     // Signals are taken synchronously through a signalfd; blocked before
     // any thread exists, so every thread inherits the mask.
@@ -134,8 +169,7 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
         return kExitTempFail;
     }
     ino_t inode = 0;
-    int rc = 0;
-    Fd lfd(listen_on(name, inode, rc, err));
+    Fd lfd(activation == Activation::Taken ? activated.release() : listen_on(name, inode, rc, err));
     if (lfd.get() < 0) {
         logmsg(LOG_ERR, "%s", err.c_str());
         finish_detach(ready_fd, rc);
@@ -150,59 +184,117 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
     }
     finish_detach(ready_fd, kExitOk);
 
-    logmsg(LOG_NOTICE, "listening on %s as %s, store %s", name.spec.c_str(), user_name(self).c_str(),
-           env.store_dir.c_str());
+    if (activation == Activation::Taken)
+        logmsg(LOG_NOTICE, "listening on %s (socket from systemd) as %s, store %s", activated_name.c_str(),
+               user_name(self).c_str(), env.store_dir.c_str());
+    else
+        logmsg(LOG_NOTICE, "listening on %s as %s, store %s", name.spec.c_str(), user_name(self).c_str(),
+               env.store_dir.c_str());
 
-    auto shared = std::make_shared<Shared>();
+    auto active = std::make_shared<Active>();
     Server server(env, http);
-    // Hands a connection to a thread of its own, or answers "busy".
+    Refusals refusals;
+    // Admits a connection and hands it to a thread of its own, or answers
+    // it from here: refused, or over a limit.
     auto dispatch = [&](int cfd) {
         Fd conn(cfd);
-        {
-            std::lock_guard<std::mutex> lk(shared->mu);
-            if (shared->active >= kMaxConnections) {
-                refuse_busy(conn.get());
-                return;
-            }
-            ++shared->active;
+        const long long now = msgio::now_ms();
+        struct ucred cred;
+        if (!peer_cred(conn.get(), cred, err)) {
+            logmsg_limited(LOG_ERR, "nocred", "refused a caller: %s", err.c_str());
+            refusals.add(conn.release(), static_cast<uid_t>(-1),
+                         refusal_reply("forbidden", "not allowed by mailoauth.conf: the agent cannot identify the caller",
+                                       kExitConfig),
+                         now);
+            return;
         }
+        if (!gate.admits(cred.uid, cred.gid, now / 1000)) {
+            const std::string who = describe_uid(cred.uid);
+            logmsg_limited(LOG_WARNING, "gate:" + std::to_string(cred.uid),
+                           "refused %s (pid %ld): in no allow_users or allow_groups of %s", who.c_str(),
+                           static_cast<long>(cred.pid), env.cfg.path.c_str());
+            refusals.add(conn.release(), cred.uid,
+                         refusal_reply("forbidden",
+                                       "not allowed by mailoauth.conf: " + who +
+                                           " is in no allow_users or allow_groups",
+                                       kExitConfig),
+                         now);
+            return;
+        }
+        // Root and the agent's own user can read the store anyway; anyone
+        // else gets a share of the connections.
+        const bool capped = cred.uid != 0 && cred.uid != self;
+        std::string busy;
+        {
+            std::lock_guard<std::mutex> lk(active->mu);
+            if (active->total >= kMaxConnections)
+                busy = "the mailoauth agent is serving " + std::to_string(kMaxConnections) +
+                       " requests; try again shortly";
+            else if (capped && active->by_uid[cred.uid] >= kMaxConnectionsPerUid)
+                busy = "the mailoauth agent is serving " + std::to_string(kMaxConnectionsPerUid) +
+                       " requests of " + describe_uid(cred.uid) + " already; try again shortly";
+            if (busy.empty()) {
+                ++active->total;
+                if (capped) ++active->by_uid[cred.uid];
+            } else if (capped && active->by_uid[cred.uid] == 0) {
+                active->by_uid.erase(cred.uid);
+            }
+        }
+        if (!busy.empty()) {
+            logmsg_limited(LOG_WARNING, "busy:" + std::to_string(cred.uid), "busy: %s", busy.c_str());
+            refusals.add(conn.release(), cred.uid, refusal_reply("busy", busy, kExitTempFail), now);
+            return;
+        }
+        const uid_t uid = cred.uid;
+        auto release = [active, capped, uid] {
+            std::lock_guard<std::mutex> lk(active->mu);
+            --active->total;
+            if (capped && --active->by_uid[uid] <= 0) active->by_uid.erase(uid);
+            active->cv.notify_all();
+        };
         try {
-            std::thread([shared, &server, fd = conn.get()] {
+            std::thread([release, &server, fd = conn.get()] {
                 try {
                     server.serve(fd);
                 } catch (const std::exception& e) {
                     logmsg(LOG_ERR, "request failed: %s", e.what());
                 }
                 ::close(fd);
-                std::lock_guard<std::mutex> lk(shared->mu);
-                --shared->active;
-                shared->cv.notify_all();
+                release();
             }).detach();
             conn.release();
         } catch (const std::exception& e) {
-            {
-                std::lock_guard<std::mutex> lk(shared->mu);
-                --shared->active;
-            }
+            release();
             logmsg(LOG_WARNING, "cannot start a thread: %s", e.what());
-            refuse_busy(conn.get());
+            refusals.add(conn.release(), uid,
+                         refusal_reply("busy", "the mailoauth agent cannot start a thread; try again shortly",
+                                       kExitTempFail),
+                         now);
         }
     };
     int stop_signal = 0;
+    std::vector<struct pollfd> fds;
     while (!stop_signal) {
-        struct pollfd fds[2] = {{lfd.get(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
+        fds.assign({{lfd.get(), POLLIN, 0}, {sfd.get(), POLLIN, 0}});
+        refusals.poll_entries(fds);
+        if (::poll(fds.data(), fds.size(), refusals.timeout_ms(msgio::now_ms())) < 0) {
             if (errno == EINTR) continue;
             logmsg(LOG_ERR, "poll: %s", std::strerror(errno));
             break;
         }
+        refusals.handle(fds, 2, msgio::now_ms());
         if (fds[1].revents & POLLIN) {
             struct signalfd_siginfo si;
             if (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-                if (si.ssi_signo == SIGHUP)
-                    logmsg(LOG_NOTICE, "SIGHUP ignored: restart the agent to read %s again", env.cfg.path.c_str());
-                else
+                if (si.ssi_signo == SIGHUP) {
+                    gate.resolve(env.cfg, self, system_lookups());
+                    logmsg(LOG_NOTICE,
+                           "SIGHUP: looked up the users and groups of allow_users and allow_groups again; "
+                           "restart the agent to read %s again",
+                           env.cfg.path.c_str());
+                } else {
                     stop_signal = static_cast<int>(si.ssi_signo);
+                }
             }
             continue;
         }
@@ -210,7 +302,7 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
         int cfd = ::accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                logmsg(LOG_WARNING, "accept: %s", std::strerror(errno));
+                logmsg_limited(LOG_WARNING, "accept", "accept: %s", std::strerror(errno));
                 ::poll(nullptr, 0, 100);  // let requests finish instead of spinning
             }
             continue;
@@ -220,6 +312,8 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
 
     // Stop accepting first: remove the name (so a new agent can start at
     // once and no one connects to a socket that is going away), then close.
+    // A socket from systemd stays where it is: systemd holds it, and
+    // callers queue on it until the next agent accepts them.
     unlink_ours(name, inode);
     // Callers already queued in the backlog are served like those in
     // flight rather than dropped by the close.
@@ -234,12 +328,12 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
     lfd.reset();
     const char* abbrev = stop_signal ? sigabbrev_np(stop_signal) : nullptr;
     logmsg(LOG_NOTICE, "stopping (%s%s)", abbrev ? "SIG" : "", abbrev ? abbrev : "error");
-    std::unique_lock<std::mutex> lk(shared->mu);
-    if (!shared->cv.wait_for(lk, std::chrono::milliseconds(kShutdownGraceMs), [&] { return shared->active == 0; })) {
+    std::unique_lock<std::mutex> lk(active->mu);
+    if (!active->cv.wait_for(lk, std::chrono::milliseconds(kShutdownGraceMs), [&] { return active->total == 0; })) {
         // Threads still refreshing use this stack; end the process here.
         // An interrupted refresh is safe: the store keeps the previous
         // refresh token until a new one is saved.
-        logmsg(LOG_WARNING, "%d requests still in progress after %d s; exiting anyway", shared->active,
+        logmsg(LOG_WARNING, "%d requests still in progress after %d s; exiting anyway", active->total,
                kShutdownGraceMs / 1000);
         closelog();
         std::fflush(nullptr);

@@ -1,16 +1,19 @@
 #include "tokenhelper/agent_listen.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/fd.h"
 #include "tokenhelper/agent_log.h"
 #include "tokenhelper/errors.h"
+#include "tokenhelper/peercred.h"
 
 namespace mailoauth::agent {
 
@@ -56,6 +59,30 @@ bool parse_socket_name(const std::string& spec, SocketName& out, std::string& er
     return false;
 }
 
+namespace {
+
+// "uid 65534 (nobody), pid 4242": who listens on the socket fd is
+// connected to (SO_PEERCRED of a connection names the process that called
+// listen()).
+std::string holder_of_connected(int fd) {
+    struct ucred cred;
+    std::string err;
+    if (!peer_cred(fd, cred, err)) return "";
+    return describe_uid(cred.uid) + ", pid " + std::to_string(cred.pid);
+}
+
+// Who holds name, as above, or a hint when it does not accept connections.
+std::string holder_of(const SocketName& name) {
+    Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe.get() < 0 ||
+        ::connect(probe.get(), reinterpret_cast<const struct sockaddr*>(&name.addr), name.len) != 0)
+        return "a process that does not accept connections (find it with: ss -xlp | grep -- '" + name.spec + "')";
+    std::string who = holder_of_connected(probe.get());
+    return who.empty() ? "a process whose credentials the kernel does not give" : who;
+}
+
+}  // namespace
+
 int listen_on(const SocketName& name, ino_t& inode, int& rc, std::string& err) {
     if (!name.abstract) {
         const char* path = name.addr.sun_path;
@@ -69,7 +96,7 @@ int listen_on(const SocketName& name, ino_t& inode, int& rc, std::string& err) {
             Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
             if (probe.get() >= 0 &&
                 ::connect(probe.get(), reinterpret_cast<const struct sockaddr*>(&name.addr), name.len) == 0) {
-                err = "another agent is already running on " + name.spec;
+                err = "another agent is already running on " + name.spec + ": " + holder_of_connected(probe.get());
                 rc = kExitTempFail;
                 return -1;
             }
@@ -95,7 +122,12 @@ int listen_on(const SocketName& name, ino_t& inode, int& rc, std::string& err) {
     if (::bind(fd.get(), reinterpret_cast<const struct sockaddr*>(&name.addr), name.len) != 0) {
         int e = errno;
         if (e == EADDRINUSE) {
-            err = name.abstract ? "another agent (or another program) already listens on " + name.spec
+            // An abstract name has no owner and no permissions: anyone may
+            // take it first.  Say who did; socket activation prevents it.
+            err = name.abstract ? "another agent (or another program) already listens on " + name.spec + ": " +
+                                      holder_of(name) +
+                                      "; stop it, or let systemd hold the name from boot "
+                                      "(mailoauth-agent.socket, see mailoauth-agent(8))"
                                 : "another agent started on " + name.spec + " at the same time";
             rc = kExitTempFail;
         } else {
@@ -118,6 +150,68 @@ int listen_on(const SocketName& name, ino_t& inode, int& rc, std::string& err) {
         return -1;
     }
     return fd.release();
+}
+
+Activation take_activated_socket(int& fd, std::string& name, int& rc, std::string& err) {
+    fd = -1;
+    const char* fds = std::getenv("LISTEN_FDS");
+    const char* pid = std::getenv("LISTEN_PID");
+    const std::string fds_s = fds ? fds : "", pid_s = pid ? pid : "";
+    // Not for our children (the HTTP module runs none, but a detached
+    // agent's child must not take fd 3 again), whatever happens next.
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDNAMES");
+    if (fds_s.empty()) return Activation::None;
+    // Variables meant for another process (inherited through a shell).
+    if (pid_s != std::to_string(::getpid())) return Activation::None;
+    rc = kExitConfig;
+    if (fds_s != "1") {
+        err = "systemd passed " + fds_s.substr(0, 12) +
+              " sockets (LISTEN_FDS); mailoauth-agent.socket must have exactly one ListenStream=";
+        return Activation::Bad;
+    }
+    const int cand = 3;  // SD_LISTEN_FDS_START
+    struct stat st;
+    int domain = 0, type = 0, listening = 0;
+    socklen_t len = sizeof domain;
+    bool ok = ::fstat(cand, &st) == 0 && S_ISSOCK(st.st_mode) &&
+              ::getsockopt(cand, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+    len = sizeof type;
+    ok = ok && ::getsockopt(cand, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+    len = sizeof listening;
+    ok = ok && ::getsockopt(cand, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening == 1;
+    struct sockaddr_un addr {};
+    socklen_t alen = sizeof addr;
+    ok = ok && ::getsockname(cand, reinterpret_cast<struct sockaddr*>(&addr), &alen) == 0 &&
+         alen > offsetof(struct sockaddr_un, sun_path) + 1;
+    if (!ok) {
+        err = "the socket systemd passed (fd 3) is not a listening Unix stream socket with a name; "
+              "mailoauth-agent.socket needs ListenStream=@NAME or ListenStream=/PATH";
+        return Activation::Bad;
+    }
+    const std::size_t n = alen - offsetof(struct sockaddr_un, sun_path);
+    if (addr.sun_path[0] == '\0')
+        name = "@" + std::string(addr.sun_path + 1, n - 1);
+    else
+        name = std::string(addr.sun_path, ::strnlen(addr.sun_path, n));
+    int flags = ::fcntl(cand, F_GETFL);
+    if (flags < 0 || ::fcntl(cand, F_SETFL, flags | O_NONBLOCK) != 0 || ::fcntl(cand, F_SETFD, FD_CLOEXEC) != 0) {
+        err = std::string("cannot set up the socket systemd passed: ") + std::strerror(errno);
+        rc = kExitTempFail;
+        return Activation::Bad;
+    }
+    // listen() again: the kernel then records this process as the one
+    // listening, and SO_PEERCRED tells callers (the plugin, doctor) this
+    // agent's uid and pid instead of systemd's.
+    if (::listen(cand, SOMAXCONN) != 0) {
+        err = std::string("listen on the socket systemd passed: ") + std::strerror(errno);
+        rc = kExitTempFail;
+        return Activation::Bad;
+    }
+    fd = cand;
+    rc = 0;
+    return Activation::Taken;
 }
 
 // Removes our filesystem socket, unless another agent has replaced it.

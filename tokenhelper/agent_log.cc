@@ -8,6 +8,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 
 namespace mailoauth::agent {
 
@@ -43,6 +44,48 @@ void logmsg(int prio, const char* fmt, ...) {
         std::fflush(stderr);
     }
     va_end(copy);
+}
+
+bool LogLimiter::allow(const std::string& key, std::int64_t now, std::uint64_t& held) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = keys_.find(key);
+    if (it == keys_.end()) {
+        if (keys_.size() >= max_keys_) {
+            // Forget keys that are quiet; when all are busy, forget all (a
+            // few counts of held-back lines are lost, the bound is kept).
+            for (auto i = keys_.begin(); i != keys_.end();)
+                i = now - i->second.last >= interval_ ? keys_.erase(i) : std::next(i);
+            if (keys_.size() >= max_keys_) keys_.clear();
+        }
+        keys_[key].last = now;
+        held = 0;
+        return true;
+    }
+    Entry& e = it->second;
+    if (now - e.last < interval_) {
+        ++e.held;
+        return false;
+    }
+    held = e.held;
+    e.held = 0;
+    e.last = now;
+    return true;
+}
+
+void logmsg_limited(int prio, const std::string& key, const char* fmt, ...) {
+    static LogLimiter limiter;
+    std::uint64_t held = 0;
+    if (!limiter.allow(key, static_cast<std::int64_t>(std::time(nullptr)), held)) return;
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (held)
+        logmsg(prio, "%s (and %llu more like this since the last one logged)", line,
+               static_cast<unsigned long long>(held));
+    else
+        logmsg(prio, "%s", line);
 }
 
 bool stderr_is_journal() {

@@ -29,12 +29,12 @@ namespace {
 using msgio::now_ms;
 
 // Reads one request: up to the blank line that ends it or end of input,
-// within kRequestTimeoutMs and protocol::kMaxMessage bytes.
+// within kReadTimeoutMs and protocol::kMaxMessage bytes.
 bool read_request(int fd, std::string& buf, std::string& err) {
     int e = 0;
-    msgio::Io io = msgio::read_message(fd, buf, now_ms() + kRequestTimeoutMs, e);
+    msgio::Io io = msgio::read_message(fd, buf, now_ms() + kReadTimeoutMs, e);
     if (io == msgio::Io::TimedOut) {
-        err = "no complete request within " + std::to_string(kRequestTimeoutMs / 1000) + " s";
+        err = "no complete request within " + std::to_string(kReadTimeoutMs / 1000) + " s";
         return false;
     }
     if (io != msgio::Io::Ok) {
@@ -144,14 +144,16 @@ void Server::serve(int fd) {
     Caller caller;
     std::string err;
     if (!peer_caller(fd, caller, err)) {
-        logmsg(LOG_ERR, "refused a caller: %s", err.c_str());
+        logmsg_limited(LOG_ERR, "nocred", "refused a caller: %s", err.c_str());
         send_error(fd, "forbidden", "not allowed by mailoauth.conf: the agent cannot identify the caller", kExitConfig);
         return;
     }
     const std::string who = describe(caller);
+    // What a caller can repeat at will is logged once a minute per uid.
+    const std::string bad_key = "bad:" + std::to_string(caller.uid);
     std::string buf;
     if (!read_request(fd, buf, err)) {
-        logmsg(LOG_WARNING, "%s: bad request: %s", who.c_str(), err.c_str());
+        logmsg_limited(LOG_WARNING, bad_key, "%s: bad request: %s", who.c_str(), err.c_str());
         send_error(fd, "bad_request", err, kExitDataErr);
         linger_close(fd);
         return;
@@ -161,7 +163,7 @@ void Server::serve(int fd) {
     wipe_string(buf);
     if (!pr.ok) {
         std::string why = "request line " + std::to_string(pr.line) + ": " + pr.error;
-        logmsg(LOG_WARNING, "%s: bad request: %s", who.c_str(), one_line(why, 300).c_str());
+        logmsg_limited(LOG_WARNING, bad_key, "%s: bad request: %s", who.c_str(), one_line(why, 300).c_str());
         send_error(fd, "bad_request", why, kExitDataErr);
         return;
     }
@@ -175,14 +177,15 @@ void Server::serve(int fd) {
     if (account.empty() || !valid_account_name(account)) {
         std::string why = account.empty() ? "the request has no 'account'"
                                           : "'" + one_line(account, 130) + "' is not a valid account name";
-        logmsg(LOG_WARNING, "%s: bad request: %s", who.c_str(), why.c_str());
+        logmsg_limited(LOG_WARNING, bad_key, "%s: bad request: %s", who.c_str(), why.c_str());
         send_error(fd, "bad_request", why, kExitDataErr);
         return;
     }
     Decision d = check_caller(allow_list_for(env_.cfg, account), caller, ::geteuid(), lookup_group);
     if (!d.allowed) {
-        logmsg(LOG_WARNING, "refused %s (pid %ld) for account %s: %s", who.c_str(), static_cast<long>(caller.pid),
-               account.c_str(), d.why.c_str());
+        logmsg_limited(LOG_WARNING, "refused:" + std::to_string(caller.uid) + ":" + account,
+                       "refused %s (pid %ld) for account %s: %s", who.c_str(), static_cast<long>(caller.pid),
+                       account.c_str(), d.why.c_str());
         send_error(fd, "forbidden",
                    "not allowed by mailoauth.conf: " + who + " is not in allow_users/allow_groups of account " +
                        account,
@@ -196,6 +199,8 @@ void Server::serve(int fd) {
                o.access_token.fingerprint().c_str(), format_utc(o.expires_at).c_str());
     if (!o.warning.empty() && o.source == Outcome::Source::Fetched)
         logmsg(LOG_WARNING, "%s: %s", account.c_str(), one_line(o.warning).c_str());
+    if (o.source == Outcome::Source::RateLimited)
+        logmsg_limited(LOG_WARNING, "force:" + account, "%s: %s", account.c_str(), o.warning.c_str());
     protocol::Message m;
     if (o.status == 0) {
         if (!m.set("access_token", o.access_token.reveal()) || !m.set("user", o.user)) {
@@ -208,28 +213,13 @@ void Server::serve(int fd) {
         send_reply(fd, m, 0);
         return;
     }
+    // Once a minute per account and status: a caller asking in a loop for
+    // an account that is signed out would otherwise log every request.
     if (o.source == Outcome::Source::Fetched)
-        logmsg(o.status == kExitTempFail ? LOG_WARNING : LOG_ERR, "token for %s failed (status %d): %s",
-               account.c_str(), o.status, one_line(o.message).c_str());
+        logmsg_limited(o.status == kExitTempFail ? LOG_WARNING : LOG_ERR,
+                       "failed:" + account + ":" + std::to_string(o.status), "token for %s failed (status %d): %s",
+                       account.c_str(), o.status, one_line(o.message).c_str());
     send_error(fd, o.error.empty() ? "failed" : o.error, o.message, o.status);
-}
-
-// Answers a caller over the connection limit at once, without reading.
-void refuse_busy(int fd) {
-    protocol::Message m;
-    m.set("error", "busy");
-    m.set("error_description", "the mailoauth agent is serving " + std::to_string(kMaxConnections) +
-                                   " requests; try again shortly");
-    m.set("status", std::to_string(kExitTempFail));
-    std::string out = protocol::serialize(m);
-    ssize_t ignored = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)ignored;
-    // Swallow a request that has already arrived, without waiting: unread
-    // input would turn the close into a reset that hides the reply.
-    ::shutdown(fd, SHUT_WR);
-    char chunk[4096];
-    for (int i = 0; i < 16 && ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT) > 0; ++i) {
-    }
 }
 
 }  // namespace mailoauth::agent

@@ -3,8 +3,6 @@
 #ifndef MAILOAUTH_TOKENHELPER_AGENT_SERVER_H
 #define MAILOAUTH_TOKENHELPER_AGENT_SERVER_H
 
-#include <condition_variable>
-#include <mutex>
 #include <string>
 
 #include "tokenhelper/agent_broker.h"
@@ -16,14 +14,14 @@ struct Environment;
 
 namespace agent {
 
-constexpr int kMaxConnections = 256;      // more are answered "busy" (status 75)
-constexpr int kRequestTimeoutMs = 5000;   // to receive a request, and to send the reply
-
-struct Shared {
-    std::mutex mu;
-    std::condition_variable cv;
-    int active = 0;
-};
+constexpr int kMaxConnections = 256;       // more are answered "busy" (status 75)
+// Per uid other than root and the agent's own, so that one allowed user
+// (or a program of it gone wrong) cannot take every connection.
+constexpr int kMaxConnectionsPerUid = 128;
+// A caller sends its request as soon as it is connected; one that dawdles
+// holds a thread, so it gets little time.
+constexpr int kReadTimeoutMs = 2000;
+constexpr int kRequestTimeoutMs = 5000;    // to send the reply
 
 class Server {
 public:
@@ -40,9 +38,6 @@ private:
     HttpClient& http_;
     TokenBroker broker_;
 };
-
-// Answers a caller over the connection limit at once, without reading.
-void refuse_busy(int fd);
 
 }  // namespace agent
 }  // namespace mailoauth

@@ -16,6 +16,7 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/agent.h \
 	tokenhelper/agent_broker.h tokenhelper/agent_broker.cc \
 	tokenhelper/agent_server.h tokenhelper/agent_server.cc \
+	tokenhelper/agent_gate.h tokenhelper/agent_gate.cc \
 	tokenhelper/agent_listen.h tokenhelper/agent_listen.cc \
 	tokenhelper/agent_daemon.cc \
 	tokenhelper/agent_config.h tokenhelper/agent_config.cc \
