@@ -5,14 +5,16 @@
 //
 // One connection carries one request and one reply; the reply adds
 // "status=N", the exit status `mailoauth get` would have had.  Each caller
-// is checked with SO_PEERCRED against the account's allow_users and
-// allow_groups (peercred.h).  Tokens are cached per account in memory and
+// is checked with SO_PEERCRED when it connects, against all allow lists
+// (agent_gate.h), and for the request's account against the account's
+// allow_users and allow_groups (peercred.h).  Tokens are cached per account in memory and
 // refreshed single-flight: in this process by TokenBroker, across processes
 // by the store's lock (get_access_token).
 //
 // The agent's parts, one file each:
 //   agent_broker    TokenBroker: the per-account cache and single flight
 //   agent_server    one connection: read, check the caller, answer
+//   agent_gate      who may connect at all (at accept), refusals without threads
 //   agent_listen    the socket name, bind and listen
 //   agent_daemon    start-up, detaching, signals, the accept loop (run)
 //   agent_config    the allow_users/allow_groups settings

@@ -175,6 +175,9 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
         finish_detach(ready_fd, rc);
         return rc;
     }
+    // A detached agent is another process than the one that took the
+    // socket: listen again so that SO_PEERCRED names the one serving.
+    if (activation == Activation::Taken && ready_fd >= 0) ::listen(lfd.get(), SOMAXCONN);
     Fd sfd(::signalfd(-1, &mask, SFD_CLOEXEC));
     if (sfd.get() < 0) {
         logmsg(LOG_ERR, "signalfd: %s", std::strerror(errno));
