@@ -5,26 +5,27 @@
 //
 // One connection carries one request and one reply; the reply adds
 // "status=N", the exit status `mailoauth get` would have had.  Each caller
-// is checked with SO_PEERCRED against the account's allow_users and
-// allow_groups (peercred.h).  Tokens are cached per account in memory and
+// is checked with SO_PEERCRED when it connects, against all allow lists
+// (agent_gate.h), and for the request's account against the account's
+// allow_users and allow_groups (peercred.h).  Tokens are cached per account in memory and
 // refreshed single-flight: in this process by TokenBroker, across processes
 // by the store's lock (get_access_token).
+//
+// The agent's parts, one file each:
+//   agent_broker    TokenBroker: the per-account cache and single flight
+//   agent_server    one connection: read, check the caller, answer
+//   agent_gate      who may connect at all (at accept), refusals without threads
+//   agent_listen    the socket name, bind and listen
+//   agent_daemon    start-up, detaching, signals, the accept loop (run)
+//   agent_config    the allow_users/allow_groups settings
+//   agent_log       syslog and stderr
 #ifndef MAILOAUTH_TOKENHELPER_AGENT_H
 #define MAILOAUTH_TOKENHELPER_AGENT_H
 
-#include <sys/socket.h>
-#include <sys/un.h>
-
-#include <chrono>
-#include <condition_variable>
-#include <cstdint>
-#include <functional>
-#include <map>
-#include <memory>
-#include <mutex>
 #include <string>
 
-#include "common/secret.h"
+// The socket name (SocketName, parse_socket_name), which doctor uses too.
+#include "tokenhelper/agent_listen.h"
 
 namespace mailoauth {
 
@@ -32,95 +33,6 @@ class HttpClient;
 struct Environment;
 
 namespace agent {
-
-// In the abstract namespace: the same name works inside Postfix's chroot
-// and outside it, and nothing is left behind when the agent dies.
-constexpr const char* kDefaultSocket = "@mailoauth-agent";
-constexpr int kMaxConnections = 256;      // more are answered "busy" (status 75)
-constexpr int kRequestTimeoutMs = 5000;   // to receive a request, and to send the reply
-constexpr int kShutdownGraceMs = 5000;    // for requests in flight at SIGTERM
-// A token this close to expiry is not handed out, not even while a refresh
-// is in progress (the server might reject it before it is used).
-constexpr long kMinValidity = 60;
-// After a temporary refresh failure, no new attempt for this long unless a
-// caller forces one: callers meanwhile get the still-valid token or the
-// same failure, instead of hammering an identity provider that is down.
-constexpr long kRetryAfterFailure = 10;
-
-// "@name" (abstract namespace) or "/absolute/path" (a filesystem socket).
-struct SocketName {
-    bool abstract = false;
-    std::string spec;          // as given, for messages
-    struct sockaddr_un addr {};
-    socklen_t len = 0;
-};
-bool parse_socket_name(const std::string& spec, SocketName& out, std::string& err);
-
-// What one token request gets.
-struct Outcome {
-    enum class Source { Fetched, Cache, StillValid, Store, SharedFailure, Backoff, Busy };
-    int status = 75;            // sysexits, as `mailoauth get` exits
-    std::string error;          // protocol v1 "error" word
-    std::string message;        // for a person, one line, no secret
-    Secret access_token;
-    std::int64_t expires_at = 0;
-    std::string user;
-    std::string warning;        // served despite a failed refresh
-    bool refreshed = false;     // a refresh happened for this request
-    Source source = Source::Fetched;
-};
-
-// Per-account, in-process single flight over a token fetch.  At most one
-// fetch per account runs at a time; while it runs, callers that need a
-// fresh token wait for it and share its result, and callers for whom a
-// still-valid token will do (not expired, merely inside the refresh
-// margin) get it at once.
-class TokenBroker {
-public:
-    struct Hooks {
-        // get_access_token: never throws (exceptions become status 75).
-        std::function<Outcome(const std::string& account, bool force, const std::string& rejected_tail)> fetch;
-        // The store's current token without taking the lock; optional.
-        std::function<bool(const std::string& account, Outcome& out)> peek;
-        // Changes whenever the account's store file changes ("" when it is
-        // gone): a login, logout or refresh by another process makes the
-        // cached token stale.
-        std::function<std::string(const std::string& account)> version;
-        std::function<long(const std::string& account)> margin;
-        std::function<std::int64_t()> now;
-        std::chrono::milliseconds wait_limit{std::chrono::seconds(90)};
-    };
-    explicit TokenBroker(Hooks hooks) : hooks_(std::move(hooks)) {}
-    // force: the caller's server rejected the token it had; rejected_tail
-    // (protocol key "rejected"), when given, is the end of that token.
-    Outcome get(const std::string& account, bool force, const std::string& rejected_tail = "");
-    // How many fetches have run, over all accounts (tests).
-    std::uint64_t fetches() const;
-
-private:
-    struct Slot {
-        std::mutex mu;
-        std::condition_variable cv;
-        bool busy = false;
-        std::uint64_t completed = 0;
-        bool have = false;
-        Secret token;
-        std::int64_t expires_at = 0;
-        std::string user;
-        std::string version;
-        bool failed = false;        // the last fetch failed
-        Outcome failure;            // its outcome (no secret)
-        std::string failure_version;
-        std::int64_t retry_at = 0;  // no unforced fetch before this
-    };
-    std::shared_ptr<Slot> slot_for(const std::string& account);
-    static Outcome from_cache(const Slot& s, Outcome::Source src);
-
-    Hooks hooks_;
-    mutable std::mutex mu_;
-    std::map<std::string, std::shared_ptr<Slot>> slots_;
-    std::uint64_t fetches_ = 0;
-};
 
 struct Options {
     std::string socket;        // --socket; "" = agent_socket from the config, else kDefaultSocket

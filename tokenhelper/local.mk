@@ -13,7 +13,14 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/device_flow.h tokenhelper/device_flow.cc \
 	tokenhelper/commands.h tokenhelper/commands.cc \
 	tokenhelper/peercred.h tokenhelper/peercred.cc \
-	tokenhelper/agent.h tokenhelper/agent.cc \
+	tokenhelper/agent.h \
+	tokenhelper/agent_broker.h tokenhelper/agent_broker.cc \
+	tokenhelper/agent_server.h tokenhelper/agent_server.cc \
+	tokenhelper/agent_gate.h tokenhelper/agent_gate.cc \
+	tokenhelper/agent_listen.h tokenhelper/agent_listen.cc \
+	tokenhelper/agent_daemon.cc \
+	tokenhelper/agent_config.h tokenhelper/agent_config.cc \
+	tokenhelper/agent_log.h tokenhelper/agent_log.cc \
 	tokenhelper/doctor.h tokenhelper/doctor.cc
 # -pthread: the agent serves each connection in a thread.
 tokenhelper_libtokenhelper_la_CPPFLAGS = $(AM_CPPFLAGS) -DMAILOAUTH_PKGLIBDIR='"$(pkglibdir)"' \

@@ -137,26 +137,41 @@ Decision check_caller(const AllowList& list, const Caller& caller, uid_t self_ui
 bool peer_caller(int fd, Caller& caller, std::string& err) {
     caller = Caller();
     struct ucred cred;
-    socklen_t len = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
-        err = std::string("cannot get the caller's credentials (SO_PEERCRED): ") + std::strerror(errno);
-        return false;
-    }
+    if (!peer_cred(fd, cred, err)) return false;
     caller.pid = cred.pid;
     caller.uid = cred.uid;
     caller.gid = cred.gid;
     caller.groups.push_back(cred.gid);
+    std::vector<gid_t> groups;
+    if (!user_groups(cred.uid, caller.user, groups)) return true;
+    for (gid_t g : groups)
+        if (g != cred.gid) caller.groups.push_back(g);
+    return true;
+}
+
+bool peer_cred(int fd, struct ucred& cred, std::string& err) {
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred) {
+        err = std::string("cannot get the peer's credentials (SO_PEERCRED): ") + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+
+bool user_groups(uid_t uid, std::string& user, std::vector<gid_t>& groups) {
+    user.clear();
+    groups.clear();
     gid_t pw_gid = 0;
-    if (!user_of(cred.uid, caller.user, pw_gid)) return true;
+    if (!user_of(uid, user, pw_gid)) return false;
     // The groups the user belongs to by the databases.  A process may have
     // dropped some of them (Postfix keeps only its primary group), but the
     // administrator names users and groups, not process states, and a
     // process can regain its own user's groups anyway.
     int n = 64;
-    std::vector<gid_t> groups(static_cast<std::size_t>(n));
+    groups.resize(static_cast<std::size_t>(n));
     for (;;) {
         int want = n;
-        if (getgrouplist(caller.user.c_str(), pw_gid, groups.data(), &want) >= 0) {
+        if (getgrouplist(user.c_str(), pw_gid, groups.data(), &want) >= 0) {
             groups.resize(static_cast<std::size_t>(want));
             break;
         }
@@ -167,8 +182,6 @@ bool peer_caller(int fd, Caller& caller, std::string& err) {
         n = want;
         groups.resize(static_cast<std::size_t>(n));
     }
-    for (gid_t g : groups)
-        if (g != cred.gid) caller.groups.push_back(g);
     return true;
 }
 
@@ -207,6 +220,14 @@ bool lookup_user(const std::string& name, uid_t& uid) {
 std::string describe(const Caller& caller) {
     return "uid " + std::to_string(caller.uid) + " (" +
            (caller.user.empty() ? std::string("no passwd entry") : caller.user) + ")";
+}
+
+std::string describe_uid(uid_t uid) {
+    Caller c;
+    c.uid = uid;
+    gid_t ignored;
+    user_of(uid, c.user, ignored);
+    return describe(c);
 }
 
 }  // namespace mailoauth::agent

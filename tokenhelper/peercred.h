@@ -13,6 +13,7 @@
 #ifndef MAILOAUTH_TOKENHELPER_PEERCRED_H
 #define MAILOAUTH_TOKENHELPER_PEERCRED_H
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -66,6 +67,15 @@ Decision check_caller(const AllowList& list, const Caller& caller, uid_t self_ui
 // credentials.
 bool peer_caller(int fd, Caller& caller, std::string& err);
 
+// SO_PEERCRED of the connected socket fd: the peer's pid, uid and gid (for
+// a listening peer, those of the process that last called listen()).
+bool peer_cred(int fd, struct ucred& cred, std::string& err);
+
+// The passwd name of uid and the groups it belongs to by the databases
+// (getgrouplist, its primary group included); false when uid has no
+// passwd entry.
+bool user_groups(uid_t uid, std::string& user, std::vector<gid_t>& groups);
+
 // getgrnam_r; false when there is no such group.
 bool lookup_group(const std::string& name, gid_t& gid);
 // getpwnam_r; false when there is no such user.
@@ -73,6 +83,8 @@ bool lookup_user(const std::string& name, uid_t& uid);
 
 // "uid 107 (postfix)" or "uid 4711 (no passwd entry)".
 std::string describe(const Caller& caller);
+// The same for a bare uid (looks its name up).
+std::string describe_uid(uid_t uid);
 
 }  // namespace mailoauth::agent
 

@@ -1,7 +1,7 @@
 # Integration tests of the mailoauth program against the fake identity provider.
 TESTS += tests/helper/test_login.py tests/helper/test_tokens.py tests/helper/test_tap_redaction.py
 EXTRA_DIST += tests/helper/test_login.py tests/helper/test_tokens.py tests/helper/test_tap_redaction.py tests/lib/helperlib.py
-# The agent (tokenhelper/agent.cc): sockets, access control, load, restarts,
+# The agent (tokenhelper/agent*.cc): sockets, access control, load, restarts,
 # and the plugin's agent source (needs tests/plugin/sasl-driver).
 TESTS += tests/helper/test_agent.py
 EXTRA_DIST += tests/helper/test_agent.py

@@ -1,12 +1,19 @@
 """mailoauth agent: helper protocol v1 over a Unix socket (filesystem and
-abstract), the SO_PEERCRED allow lists, single-flight refresh under load,
-cached tokens served while a refresh is slow, SIGTERM, restarts and stale
-sockets, and the plugin's agent source through the real libsasl2.
+abstract), the SO_PEERCRED allow lists (checked at accept time against
+their union, then per account), callers no list admits flooding it,
+single-flight refresh under load, forced refreshes rate-limited, cached
+tokens served while a refresh is slow, SIGTERM, restarts and stale sockets,
+a socket passed by systemd (LISTEN_FDS) and a squatter on the name, and the
+plugin's agent source through the real libsasl2.
 
 The test client speaks the protocol over the socket directly: one request,
 one reply with "status", then the agent closes."""
+import errno
 import json
 import os
+import pwd
+import re
+import select
 import signal
 import socket
 import struct
@@ -71,18 +78,122 @@ def peer_pid(name):
         s.close()
 
 
+def peer_cred(name):
+    """(pid, uid, gid) of the process listening on NAME, by SO_PEERCRED."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(address(name))
+        return struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                struct.calcsize("3i")))
+    finally:
+        s.close()
+
+
+def listening_socket(name):
+    """A bound, listening socket, as systemd's mailoauth-agent.socket holds it."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(address(name))
+    s.listen(128)
+    return s
+
+
+def in_child(uid, gid, fn, *args):
+    """fn(*args) in a forked child running as uid:gid (needs root); its
+    JSON-able result, or {"exception": ...}.  Returns (pid, reader): call
+    collect(reader, pid) for the result."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            out = fn(*args)
+        except BaseException as e:  # report, never return into unittest
+            out = {"exception": repr(e)}
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    return pid, r
+
+
+def collect(reader, pid):
+    data = b""
+    while True:
+        chunk = os.read(reader, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(reader)
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+class ForkedProc:
+    """The part of subprocess.Popen the tests use, for a process started
+    with os.fork() and os.execve()."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        deadline = time.monotonic() + (timeout or 3600)
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired([str(self.pid)], timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, sig):
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+
 class Agent:
     """A `mailoauth agent --foreground` of one test, stderr to a file."""
 
-    def __init__(self, case, name, args=(), env=None):
+    def __init__(self, case, name, args=(), env=None, activated=None, listen_pid=None):
+        """activated: a listening socket handed over as systemd does (fd 3,
+        LISTEN_FDS=1, LISTEN_PID the agent's pid, or listen_pid)."""
         case.agent_count += 1
         self.name = name
         self.log_path = os.path.join(case.tmp, "agent-%d.log" % case.agent_count)
+        argv = [MAILOAUTH, *args, "agent", "--foreground", "--socket", name]
         with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(
-                [MAILOAUTH, *args, "agent", "--foreground", "--socket", name],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                env=case.env(env))
+            if activated is None:
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                    env=case.env(env))
+                return
+            environ = case.env(env)
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    null = os.open(os.devnull, os.O_RDWR)
+                    os.dup2(null, 0)
+                    os.dup2(null, 1)
+                    os.dup2(log.fileno(), 2)
+                    os.dup2(activated.fileno(), 3)     # inheritable, as systemd passes it
+                    os.set_inheritable(3, True)   # dup2 onto itself keeps close-on-exec
+                    environ["LISTEN_FDS"] = "1"
+                    environ["LISTEN_PID"] = str(listen_pid or os.getpid())
+                    environ["LISTEN_FDNAMES"] = "mailoauth-agent.socket"
+                    os.execve(MAILOAUTH, argv, environ)
+                finally:
+                    os._exit(127)
+            self.proc = ForkedProc(pid)
 
     def log(self):
         with open(self.log_path) as f:
@@ -122,8 +233,8 @@ class AgentTestCase(HelperTestCase):
                 a.proc.wait(timeout=10)
             captured_output.append(("agent", a.log()))
 
-    def agent(self, name=None, args=(), env=None, ready=True):
-        a = Agent(self, name or unique_abstract(), args, env)
+    def agent(self, name=None, args=(), env=None, ready=True, **kw):
+        a = Agent(self, name or unique_abstract(), args, env, **kw)
         self.agents.append(a)
         return a.wait_ready() if ready else a
 
@@ -132,30 +243,12 @@ class AgentTestCase(HelperTestCase):
 
     def ask_as(self, uid, gid, name, **kw):
         """ask() from a forked child running as uid:gid (needs root)."""
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(r)
-                os.setgroups([])
-                os.setgid(gid)
-                os.setuid(uid)
-                out = ask(name, **kw)
-                out.pop("raw_end", None)
-            except BaseException as e:  # report, never return into unittest
-                out = {"exception": repr(e)}
-            os.write(w, json.dumps(out).encode())
-            os._exit(0)
-        os.close(w)
-        data = b""
-        while True:
-            chunk = os.read(r, 65536)
-            if not chunk:
-                break
-            data += chunk
-        os.close(r)
-        os.waitpid(pid, 0)
-        return json.loads(data)
+        def one():
+            out = ask(name, **kw)
+            out.pop("raw_end", None)
+            return out
+        pid, reader = in_child(uid, gid, one)
+        return collect(reader, pid)
 
     def refreshes(self):
         return self.idp.counters().get("grant:refresh_token", 0)
@@ -213,6 +306,27 @@ class Serving(AgentTestCase):
         self.assertEqual(self.refreshes(), 1)
         self.assertIn("refreshed the access token of " + ACCOUNT, a.log())
 
+    def test_forced_refresh_is_rate_limited(self):
+        # A caller that calls every token refused (force_refresh=1 in a
+        # loop) gets one refresh per 30 s (kMinForcedRefreshInterval), not
+        # one per request; the log says so once.
+        a = self.agent()
+        stored = self.record()["access_token"]
+        first = ask(a.name, force=True)
+        self.assertEqual(first["status"], 0, first)
+        self.assertNotEqual(first["access_token"], stored)
+        self.assertEqual(self.refreshes(), 1)           # the premise: force refreshes
+        for _ in range(10):
+            r = ask(a.name, force=True)
+            self.assertEqual(r["status"], 0, r)
+            self.assertEqual(r["access_token"], first["access_token"])
+        self.assertEqual(self.refreshes(), 1)
+        self.assertEqual(self.idp.counters().get("grant:refresh_token", 0), 1)
+        warned = [line for line in a.log().splitlines() if "forced refresh not done" in line]
+        self.assertEqual(len(warned), 1, a.log())
+        self.assertRegex(warned[0], r"%s: forced refresh not done: the token was refreshed \d+ s ago "
+                                    r"\(less than 30 s\)" % re.escape(ACCOUNT))
+
     def test_bad_requests(self):
         a = self.agent()
         cases = [
@@ -243,7 +357,8 @@ class Serving(AgentTestCase):
         data = s.recv(65536)
         s.close()
         self.assertIn(b"status=65\n", data)
-        self.assertLess(time.monotonic() - t0, 8)
+        # A short deadline (2 s): a caller that dawdles holds a thread.
+        self.assertLess(time.monotonic() - t0, 4)
 
     def test_revoked_login_is_status_77(self):
         a = self.agent()
@@ -318,8 +433,10 @@ class AccessControl(AgentTestCase):
         self.assertEqual(r["error"], "forbidden")
         self.assertIn("not allowed by mailoauth.conf", r["error_description"])
         self.assertNotIn("access_token", r)
-        self.assertRegex(a.log(), r"refused uid 65534 \(nobody\) \(pid \d+\) for account %s: "
-                                  r"not in allow_users/allow_groups" % ACCOUNT)
+        # In no allow list at all: refused when the connection is accepted,
+        # before the request is read.
+        self.assertRegex(a.log(), r"refused uid 65534 \(nobody\) \(pid \d+\): in no allow_users or "
+                                  r"allow_groups of %s" % re.escape(self.config))
         # Root is always allowed.
         self.assertEqual(ask(a.name)["status"], 0)
 
@@ -328,7 +445,7 @@ class AccessControl(AgentTestCase):
         self.assertIn("sets no allow_users or allow_groups", a.log())
         r = self.ask_as(65534, 65534, a.name)
         self.assertEqual(r["status"], 78, r)
-        self.assertIn("has no allow_users or allow_groups", a.log())
+        self.assertIn("refused uid 65534 (nobody)", a.log())
 
     def test_allowed_by_user_name_uid_or_group(self):
         for setting in ("allow_users = nobody", "allow_users = postfix 65534",
@@ -350,6 +467,9 @@ class AccessControl(AgentTestCase):
         a = self.agent()
         self.assertEqual(self.ask_as(65534, 65534, a.name)["status"], 78)
         self.assertEqual(self.ask_as(65534, 65534, a.name, account="other@example.com")["status"], 77)
+        # Admitted at accept time (another account lists it), refused for this one.
+        self.assertRegex(a.log(), r"refused uid 65534 \(nobody\) \(pid \d+\) for account %s: "
+                                  r"not in allow_users/allow_groups" % re.escape(ACCOUNT))
 
     def test_bad_allow_list_is_a_config_error(self):
         self.write_config("http_timeout = 5\n[account %s]\nallow_users = postfix, bad;name\n" % ACCOUNT)
@@ -361,6 +481,278 @@ class AccessControl(AgentTestCase):
         self.write_config("http_timeout = 5\nallow_users = no-such-user-here\n")
         a = self.agent()
         self.assertIn("there is no user 'no-such-user-here'", a.log())
+
+    def test_refused_flood_does_not_starve_allowed_caller(self):
+        # nobody (in no allow list) keeps 300 connections open, each with a
+        # partial request, reconnecting whenever the agent closes one; uid
+        # 4242 (allow_users) meanwhile asks 50 times, 10 at a time.
+        self.write_config("http_timeout = 5\n[account %s]\nallow_users = 4242\n" % ACCOUNT)
+        a = self.agent()
+        log_before = len(a.log().splitlines())
+        go_r, go_w = os.pipe()        # the flood writes a byte once 300 are open
+        stop_r, stop_w = os.pipe()    # closed by the test: the flood ends
+
+        def flood():
+            os.close(go_r)
+            os.close(stop_w)
+            conns, opened, closed_by_agent, replies = [], 0, 0, 0
+            started = False
+            while True:
+                while len(conns) < 300:
+                    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    c.connect(address(a.name))
+                    c.setblocking(False)
+                    try:
+                        c.send(b"version=1\naccount=" + ACCOUNT.encode() + b"\n")   # no blank line
+                    except OSError:
+                        pass
+                    conns.append(c)
+                    opened += 1
+                if not started:
+                    os.write(go_w, b"x")
+                    started = True
+                readable, _, _ = select.select(conns + [stop_r], [], [], 0.05)
+                if stop_r in readable:
+                    break
+                for c in readable:
+                    try:
+                        data = c.recv(65536)
+                        while data:
+                            replies += data.count(b"error=forbidden\n")
+                            data = c.recv(65536)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        pass
+                    closed_by_agent += 1
+                    conns.remove(c)
+                    c.close()
+                time.sleep(0.005)
+            return {"opened": opened, "closed_by_agent": closed_by_agent, "forbidden": replies,
+                    "open_at_end": len(conns)}
+
+        flood_pid, flood_reader = in_child(65534, 65534, flood)
+        os.close(go_w)
+        os.close(stop_r)
+        try:
+            self.assertEqual(os.read(go_r, 1), b"x", "the flood did not start")
+
+            def allowed():
+                results = [None] * 50
+
+                def one(i):
+                    try:
+                        r = ask(a.name, timeout=30)
+                        results[i] = (r["status"], r.get("access_token", ""), r["elapsed"])
+                    except Exception as e:  # noqa: BLE001 - reported below
+                        results[i] = (repr(e), "", 0)
+                for batch in range(5):
+                    threads = [threading.Thread(target=one, args=(batch * 10 + i,)) for i in range(10)]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join(60)
+                return results
+            pid, reader = in_child(4242, 4242, allowed)
+            results = collect(reader, pid)
+        finally:
+            os.close(stop_w)
+            os.close(go_r)
+            flood_result = collect(flood_reader, flood_pid)
+        print("# flood as nobody: %s; allowed: slowest of 50 in %.2f s" % (
+            flood_result, max(r[2] for r in results) if isinstance(results, list) else -1), flush=True)
+        token = self.record()["access_token"]
+        self.assertNotIn("exception", results if isinstance(results, dict) else {}, results)
+        self.assertEqual([r for r in results if r[0] != 0 or r[1] != token], [], results[:3])
+        self.assertLess(max(r[2] for r in results), 5.0)
+        # The premise: more slow connections than the agent has slots
+        # (256), refused at once and reopened all the time.
+        self.assertNotIn("exception", flood_result, flood_result)
+        self.assertGreaterEqual(flood_result["opened"], 300 + 300, flood_result)
+        self.assertGreaterEqual(flood_result["closed_by_agent"], 300, flood_result)
+        self.assertGreaterEqual(flood_result["forbidden"], 300, flood_result)
+        # The log: at most one line a minute per uid for the refusals; the
+        # whole flood may add at most 5 lines.
+        added = a.log().splitlines()[log_before:]
+        about_nobody = [line for line in added if "65534" in line]
+        self.assertLessEqual(len(about_nobody), 1, "\n".join(added[:20]))
+        self.assertGreaterEqual(len(about_nobody), 1, "no refusal logged")
+        self.assertLessEqual(len(added), 5, "\n".join(added[:20]))
+
+    def test_connections_per_uid_are_capped(self):
+        # An allowed uid may hold 128 connections at once (kMaxConnectionsPerUid);
+        # the next gets "busy" at once, and root is still served.
+        self.write_config("http_timeout = 5\n[account %s]\nallow_users = 4242\n" % ACCOUNT)
+        a = self.agent()
+
+        def hog():
+            conns = []
+            for _ in range(128):
+                c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                c.connect(address(a.name))
+                c.sendall(b"version=1\n")      # partial: held until the read deadline
+                conns.append(c)
+            time.sleep(0.3)                     # all accepted and in threads
+            t0 = time.monotonic()
+            extra = ask(a.name)
+            extra.pop("raw_end", None)
+            extra["elapsed"] = time.monotonic() - t0
+            for c in conns:
+                c.close()
+            return extra
+        pid, reader = in_child(4242, 4242, hog)
+        root_reply = ask(a.name)
+        extra = collect(reader, pid)
+        self.assertEqual(root_reply["status"], 0, root_reply)
+        self.assertEqual(extra.get("status"), 75, extra)
+        self.assertEqual(extra["error"], "busy")
+        self.assertIn("128 requests of uid 4242", extra["error_description"])
+        self.assertLess(extra["elapsed"], 1.5)
+        # Once they are gone, uid 4242 is served again.
+        self.assertEqual(self.ask_as(4242, 4242, a.name)["status"], 0)
+
+    def test_squatter_is_named(self):
+        # nobody takes the abstract name first (listening, or merely bound):
+        # the agent cannot start, and says who holds the name.
+        for listens in (True, False):
+            with self.subTest(listens=listens):
+                name = unique_abstract()
+                ready_r, ready_w = os.pipe()
+                stop_r, stop_w = os.pipe()
+
+                def squat():
+                    os.close(ready_r)
+                    os.close(stop_w)
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.bind(address(name))
+                    if listens:
+                        s.listen(5)
+                    os.write(ready_w, b"x")
+                    os.read(stop_r, 1)
+                    return {"pid": os.getpid()}
+                pid, reader = in_child(65534, 65534, squat)
+                os.close(ready_w)
+                os.close(stop_r)
+                try:
+                    self.assertEqual(os.read(ready_r, 1), b"x")
+                    a = self.agent(name, ready=False)
+                    self.assertEqual(a.proc.wait(timeout=10), 75, a.log())
+                finally:
+                    os.close(stop_w)
+                    os.close(ready_r)
+                    collect(reader, pid)
+                self.assertIn("already listens on " + name, a.log())
+                if listens:
+                    self.assertIn("uid 65534 (nobody), pid %d;" % pid, a.log())
+                else:
+                    self.assertIn("a process that does not accept connections", a.log())
+                self.assertIn("mailoauth-agent.socket", a.log())
+
+
+class SocketActivation(AgentTestCase):
+    """The listening socket passed as systemd's mailoauth-agent.socket does:
+    bound by another process (here, the test) before the agent starts, fd
+    3, LISTEN_FDS=1, LISTEN_PID=<the agent's pid>."""
+
+    def test_serves_on_the_passed_socket(self):
+        name = unique_abstract()
+        held = listening_socket(name)
+        self.addCleanup(held.close)
+        a = self.agent(name, activated=held)
+        self.assertIn("listening on %s (socket from systemd)" % name, a.log())
+        r = ask(name)
+        self.assertEqual(r["status"], 0, r)
+        self.assertEqual(r["access_token"], self.record()["access_token"])
+        # The agent listened again, so callers see its pid and uid, not
+        # those of whoever bound the socket (systemd, or this test).
+        pid, uid, _ = peer_cred(name)
+        self.assertEqual(pid, a.proc.pid)
+        self.assertEqual(uid, os.geteuid())
+        # Nobody else can take the name while it is held.
+        squatter = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with self.assertRaises(OSError) as e:
+            squatter.bind(address(name))
+        squatter.close()
+        self.assertEqual(e.exception.errno, errno.EADDRINUSE)
+        # The variables are not passed on, and the socket stays after SIGTERM.
+        self.assertEqual(a.stop(), 0)
+        self.assertIn("stopped", a.log())
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(address(name))          # queues on the socket still held
+        c.close()
+
+    def test_restart_on_the_held_socket_loses_no_request(self):
+        name = unique_abstract()
+        held = listening_socket(name)
+        self.addCleanup(held.close)
+        agent = self.agent(name, activated=held)
+        stop = threading.Event()
+        answered, failed = [], []
+        lock = threading.Lock()
+
+        def client():
+            while not stop.is_set():
+                try:
+                    r = ask(name, timeout=30)
+                except Exception as e:  # noqa: BLE001 - reported below
+                    with lock:
+                        failed.append(repr(e))
+                    continue
+                with lock:
+                    (answered if r["status"] == 0 else failed).append(r["status"])
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        restarts = 0
+        try:
+            for _ in range(3):
+                time.sleep(0.7)
+                with lock:
+                    before = len(answered)
+                self.assertEqual(agent.stop(), 0, agent.log())
+                time.sleep(0.3)          # nobody accepts: requests queue
+                agent = self.agent(name, activated=held)
+                restarts += 1
+                with lock:
+                    self.assertGreater(len(answered), before)
+            time.sleep(0.7)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        self.assertEqual(restarts, 3)
+        self.assertEqual(failed, [])
+        self.assertGreater(len(answered), 20)
+        self.assertEqual(agent.stop(), 0)
+
+    def test_variables_for_another_process_are_ignored(self):
+        # LISTEN_PID names another process: the agent binds the name itself,
+        # which the held socket (bound and listened by this test) blocks.
+        name = unique_abstract()
+        held = listening_socket(name)
+        self.addCleanup(held.close)
+        a = self.agent(name, activated=held, listen_pid=1, ready=False)
+        self.assertEqual(a.proc.wait(timeout=10), 75, a.log())
+        self.assertIn("already listens on %s: uid %d (%s), pid %d;" % (
+            name, os.geteuid(), pwd.getpwuid(os.geteuid()).pw_name, os.getpid()), a.log())
+
+    def test_passed_socket_that_does_not_listen_is_refused(self):
+        name = unique_abstract()
+        bound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        bound.bind(address(name))
+        self.addCleanup(bound.close)
+        a = self.agent(name, activated=bound, ready=False)
+        self.assertEqual(a.proc.wait(timeout=10), 78, a.log())
+        self.assertIn("is not a listening Unix stream socket", a.log())
+
+    def test_passed_socket_with_another_name_is_warned_about(self):
+        held_name = unique_abstract()
+        held = listening_socket(held_name)
+        self.addCleanup(held.close)
+        a = self.agent(unique_abstract(), activated=held)
+        self.assertIn("systemd passed the socket %s, but --socket names %s" % (held_name, a.name), a.log())
+        self.assertEqual(ask(held_name)["status"], 0)
 
 
 class Load(AgentTestCase):

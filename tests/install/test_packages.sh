@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Installation test of the Debian packages: installs the given .debs with
 # apt-get, checks what they put on the machine (the plugin seen by libsasl2,
-# the system user, the private store, the agent run with its service's own
-# command line and user, Postfix with its smtp client chrooted relaying
-# through the agent: test_installed_postfix.py), then purges them and
-# removes what they left (the system user, when this test created it).  TAP
-# on stdout.  Run as root:
+# the system user, the private store, the agent started by its socket and
+# service units: test_socket_activation.py, Postfix with its smtp client
+# chrooted relaying through the agent: test_installed_postfix.py), then
+# purges them and removes what they left (the system user, when this test
+# created it).  TAP on stdout.  Run as root:
 #
 #   tests/install/test_packages.sh mailoauth_*.deb libsasl2-modules-mailoauth_*.deb
 #
 # systemd is not running in CI, so the agent is started the way systemd
-# would start it: the unit's ExecStart=, as its User=/Group=, umask 077, a
-# clean environment; its own PID is the one signalled.
+# would start it (tests/install/socketunit.py): the socket unit's
+# ListenStream= bound as root first, then the service's ExecStart=, as its
+# User=/Group=, umask 077, a clean environment, the socket as fd 3 with
+# LISTEN_FDS/LISTEN_PID; its own PID is the one signalled.
 set -uo pipefail
 
 n=0 failed=0
@@ -32,14 +34,13 @@ done
 
 packages=(mailoauth libsasl2-modules-mailoauth)
 unit=/lib/systemd/system/mailoauth-agent.service
+socket_unit=/lib/systemd/system/mailoauth-agent.socket
 store=/var/lib/mailoauth
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
 plugin=/usr/lib/$multiarch/sasl2/libmailoauth.so
 user_existed=
 getent passwd mailoauth >/dev/null && user_existed=1
-agent_pid=
 cleanup() {
-  if [ -n "$agent_pid" ] && kill -0 "$agent_pid" 2>/dev/null; then kill -KILL "$agent_pid"; fi
   DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${packages[@]}" >/dev/null 2>&1
   if [ -z "$user_existed" ] && getent passwd mailoauth >/dev/null; then
     userdel mailoauth >/dev/null 2>&1
@@ -158,20 +159,23 @@ else
 fi
 rm -f "$secret"
 
-# --- the agent service ---------------------------------------------------------
+# --- the agent service and its socket -------------------------------------------
 check "the agent's unit $unit is installed" test -f "$unit"
+check "the agent's socket unit $socket_unit is installed" test -f "$socket_unit"
 if command -v systemd-analyze >/dev/null; then
   # Without man-db, verify complains about Documentation=man:...; nothing else may.
-  out=$(systemd-analyze verify "$unit" 2>&1 | grep -v "Command 'man ")
-  if [ -z "$out" ]; then ok "systemd-analyze verify finds no problem in the unit"
-  else not_ok "systemd-analyze verify finds no problem in the unit" "$out"; fi
+  out=$(systemd-analyze verify "$unit" "$socket_unit" 2>&1 | grep -v "Command 'man ")
+  if [ -z "$out" ]; then ok "systemd-analyze verify finds no problem in the units"
+  else not_ok "systemd-analyze verify finds no problem in the units" "$out"; fi
 else
-  ok "systemd-analyze verify finds no problem in the unit # SKIP systemd-analyze is not installed"
+  ok "systemd-analyze verify finds no problem in the units # SKIP systemd-analyze is not installed"
 fi
-if [ -e /etc/systemd/system/multi-user.target.wants/mailoauth-agent.service ]; then
-  not_ok "the agent service is installed disabled (README.Debian: enabled by the administrator)"
+enabled=$(ls /etc/systemd/system/multi-user.target.wants/mailoauth-agent.service \
+             /etc/systemd/system/sockets.target.wants/mailoauth-agent.socket 2>/dev/null)
+if [ -n "$enabled" ]; then
+  not_ok "the agent service and socket are installed disabled (README.Debian: enabled by the administrator)" "$enabled"
 else
-  ok "the agent service is installed disabled (README.Debian: enabled by the administrator)"
+  ok "the agent service and socket are installed disabled (README.Debian: enabled by the administrator)"
 fi
 unit_value() { sed -n "s/^$1=//p" "$unit" | tail -n 1; }
 exec_start=$(unit_value ExecStart)
@@ -180,111 +184,33 @@ svc_group=$(unit_value Group)
 if [ "$svc_user" = mailoauth ] && [ "$svc_group" = mailoauth ]; then ok "the service runs as User=mailoauth Group=mailoauth"
 else not_ok "the service runs as User=mailoauth Group=mailoauth" "User=$svc_user Group=$svc_group"; fi
 
-# The socket name: agent_socket from the configuration, else the default.
-socket=@mailoauth-agent
-if [ -r /etc/mailoauth.conf ]; then
-  s=$(sed -n 's/^[[:space:]]*agent_socket[[:space:]]*=[[:space:]]*//p' /etc/mailoauth.conf | tail -n 1)
-  [ -n "$s" ] && socket=$s
-fi
-svc_type=$(unit_value Type)
-listener() { ss -xlpn | grep -F -- "$socket " | sed -n 's/.*pid=\([0-9]*\),.*/\1/p' | head -n 1; }
-# Type=forking: the started process exits once the daemon listens, and the
-# daemon is the main process.  Otherwise the started process must be the one
-# listening (systemd would take its exit for the service's end).
-listening() {
-  local pid; pid=$(listener)
-  [ -n "$pid" ] || return 1
-  if [ "$svc_type" = forking ]; then
-    [ "$pid" != "$started_pid" ] && ! kill -0 "$started_pid" 2>/dev/null && agent_pid=$pid
-  else
-    [ "$pid" = "$agent_pid" ]
+# The agent on the socket unit's socket, squatters, restarts:
+# test_socket_activation.py prints a plan and one "ok - ..."/"not ok - ..."
+# line per check (numbered here).
+run_numbered() {  # run_numbered SCRIPT ARGS...: its TAP lines renumbered into ours
+  local script=$1 plan= got=0 line
+  shift
+  while IFS= read -r line; do
+    case "$line" in
+      "ok - "*)     got=$((got + 1)); ok "${line#ok - }" ;;
+      "not ok - "*) got=$((got + 1)); not_ok "${line#not ok - }" ;;
+      1..*)         plan=${line#1..} ;;
+      "#"*)         printf '%s\n' "$line" ;;
+      *)            printf '# %s\n' "$line" ;;
+    esac
+  done < <(timeout 300 python3 "$script" "$@" 2>&1)
+  if [ -z "$plan" ] || [ "$got" != "$plan" ]; then
+    not_ok "$script reported all its checks" "plan: ${plan:-none}, results: $got"
   fi
 }
-
-read -r -a argv <<<"$exec_start"
-log=$(mktemp)
-# Like systemd: setuid/setgid and exec (no PAM session, no extra process),
-# umask from UMask=, an environment with nothing but PATH.
-( umask 077; cd /; exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    setpriv --reuid="$svc_user" --regid="$svc_group" --init-groups -- "${argv[@]}" ) >"$log" 2>&1 </dev/null &
-agent_pid=$! started_pid=$!
-if wait_for 100 listening; then
-  ok "the agent ($exec_start) listens on $socket"
-  owner=$(ps -o user= -p "$agent_pid" | tr -d ' ')
-  if [ "$owner" = mailoauth ]; then ok "the agent runs as mailoauth"; else not_ok "the agent runs as mailoauth" "ps says: $owner"; fi
-  # A request from a caller no account allows (nobody) gets an answer (an
-  # error), not silence.
-  reply=$(timeout 10 runuser -u nobody -- python3 - "$socket" <<'PY' 2>&1
-import socket, sys
-name = sys.argv[1]
-addr = "\0" + name[1:] if name.startswith("@") else name
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(8)
-s.connect(addr)
-s.sendall(b"version=1\naccount=install-test@example.com\nprotocol=smtp\nhost=localhost\nmechanism=XOAUTH2\n\n")
-data = b""
-while True:
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    data += chunk
-    if b"\n\n" in data:
-        break
-sys.stdout.write(data.decode("utf-8", "replace"))
-PY
-)
-  if grep -q '^error=' <<<"$reply"; then
-    ok "the agent answers a caller it does not allow with an error"
-    sed 's/^/# reply: /' <<<"$reply"
-  else not_ok "the agent answers a caller it does not allow with an error" "reply: $reply"; fi
-  kill -TERM "$agent_pid"
-  t=100; while kill -0 "$agent_pid" 2>/dev/null && [ $t -gt 0 ]; do sleep 0.1; t=$((t - 1)); done
-  if kill -0 "$agent_pid" 2>/dev/null; then
-    not_ok "the agent exits on SIGTERM" "still running after 10 s; log: $(cat "$log")"
-  else
-    rc=0; [ "$agent_pid" = "$started_pid" ] && { wait "$agent_pid"; rc=$?; }
-    if [ "$rc" = 0 ] || [ "$rc" = 143 ]; then ok "the agent exits on SIGTERM (status $rc)"
-    else not_ok "the agent exits on SIGTERM" "exit status $rc; log: $(cat "$log")"; fi
-    agent_pid=
-    if ss -xln | grep -qF -- "$socket "; then not_ok "the agent's socket is gone after it exits" "$(ss -xln | grep -F -- "$socket ")"
-    else ok "the agent's socket is gone after it exits"; fi
-  fi
-else
-  running=no; kill -0 "$agent_pid" 2>/dev/null && running=yes
-  stray=$(listener)
-  not_ok "the agent ($exec_start) listens on $socket" \
-    "started pid $started_pid still running: $running; pid listening on $socket: ${stray:-none} (Type=${svc_type:-simple})" \
-    "its output:" "$(cat "$log")"
-  # A daemon that detached from the pid we started: ours to stop all the same.
-  if [ -n "$stray" ] && [ "$(ps -o user= -p "$stray" | tr -d ' ')" = mailoauth ]; then
-    kill -TERM "$stray" 2>/dev/null
-    t=50; while kill -0 "$stray" 2>/dev/null && [ $t -gt 0 ]; do sleep 0.1; t=$((t - 1)); done
-  fi
-  # The same number of results whatever happens.
-  for t in "the agent runs as mailoauth" "the agent answers a caller it does not allow with an error" \
-           "the agent exits on SIGTERM" "the agent's socket is gone after it exits"; do
-    not_ok "$t # not run: the agent did not start"
-  done
-fi
-rm -f "$log"
+activation_test=$(dirname "$0")/test_socket_activation.py
+run_numbered "$activation_test"
 
 # --- Postfix, chrooted, relaying through the agent as README.Debian sets it up --
 # test_installed_postfix.py prints a plan and one "ok - ..."/"not ok - ..."
 # line per check (numbered here), with the unit's command line and user.
 postfix_test=$(dirname "$0")/test_installed_postfix.py
-plan= got=0
-while IFS= read -r line; do
-  case "$line" in
-    "ok - "*)     got=$((got + 1)); ok "${line#ok - }" ;;
-    "not ok - "*) got=$((got + 1)); not_ok "${line#not ok - }" ;;
-    1..*)         plan=${line#1..} ;;
-    "#"*)         printf '%s\n' "$line" ;;
-    *)            printf '# %s\n' "$line" ;;
-  esac
-done < <(timeout 300 python3 "$postfix_test" --exec-start "$exec_start" --user "$svc_user" --group "$svc_group" 2>&1)
-if [ -z "$plan" ] || [ "$got" != "$plan" ]; then
-  not_ok "$postfix_test reported all its checks" "plan: ${plan:-none}, results: $got"
-fi
+run_numbered "$postfix_test" --exec-start "$exec_start" --user "$svc_user" --group "$svc_group"
 
 # --- purge ----------------------------------------------------------------------
 if out=$(DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${packages[@]}" 2>&1); then
@@ -294,5 +220,5 @@ else
 fi
 check "purge removed the plugin" test ! -e "$plugin"
 check "purge removed $store" test ! -e "$store"
-check "purge removed the unit" test ! -e "$unit"
+check "purge removed the units" test ! -e "$unit" -a ! -e "$socket_unit"
 exit "$failed"

@@ -1,5 +1,5 @@
 # unit tests of the agent: allow lists, socket names, single flight
-# (tokenhelper/peercred.cc, tokenhelper/agent.cc).
+# (tokenhelper/peercred.cc, tokenhelper/agent_listen.cc, tokenhelper/agent_broker.cc).
 check_PROGRAMS += tests/unit/test_agent
 tests_unit_test_agent_SOURCES = tests/unit/tap_main.cc tests/unit/test_agent.cc
 tests_unit_test_agent_CXXFLAGS = $(UNIT_CXXFLAGS) -pthread

@@ -1,6 +1,8 @@
 // The agent's pure parts: allow_users/allow_groups parsing and matching
-// (tokenhelper/peercred.cc), socket names, and the in-process single
-// flight of TokenBroker with a fake fetch (tokenhelper/agent.cc).
+// (tokenhelper/peercred.cc), socket names (agent_listen.cc), the in-process
+// single flight of TokenBroker with a fake fetch and a fake clock
+// (agent_broker.cc), the accept-time gate and the refusals answered from
+// the accept loop (agent_gate.cc), and the log's rate limit (agent_log.cc).
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <atomic>
@@ -9,8 +11,15 @@
 #include <thread>
 #include <vector>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "tokenhelper/agent_broker.h"
+#include "tokenhelper/agent_gate.h"
+#include "tokenhelper/agent_listen.h"
+#include "tokenhelper/agent_log.h"
 #include "common/protocol.h"
-#include "tokenhelper/agent.h"
 #include "tokenhelper/peercred.h"
 
 using namespace mailoauth;
@@ -179,6 +188,7 @@ class BrokerTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(force_needs_a_newer_token);
     CPPUNIT_TEST(rejected_tail_names_the_token);
     CPPUNIT_TEST(relogin_drops_cache);
+    CPPUNIT_TEST(forced_refresh_is_rate_limited);
     CPPUNIT_TEST_SUITE_END();
 
     std::atomic<std::int64_t> now_{1000000};
@@ -305,11 +315,13 @@ public:
     void force_needs_a_newer_token() {
         TokenBroker b(hooks());
         b.get("alice", false);
+        now_ += kMinForcedRefreshInterval;
         Outcome o = b.get("alice", true);
         CPPUNIT_ASSERT_EQUAL(std::string("token-2-0123456789"), o.access_token.reveal());
         CPPUNIT_ASSERT(last_force_.load());
         CPPUNIT_ASSERT_EQUAL(2, fetches_.load());
         // Many callers rejecting the same token: one forced fetch.
+        now_ += kMinForcedRefreshInterval;
         delay_ms_ = 200;
         std::vector<std::thread> threads;
         std::atomic<int> got3{0};
@@ -330,6 +342,7 @@ public:
         CPPUNIT_ASSERT_EQUAL(std::string("token-1-0123456789"), o.access_token.reveal());
         CPPUNIT_ASSERT_EQUAL(1, fetches_.load());
         // The refused token is the cached one (named by its hash): refresh.
+        now_ += kMinForcedRefreshInterval;
         o = b.get("alice", true, protocol::token_id("token-1-0123456789"));
         CPPUNIT_ASSERT_EQUAL(std::string("token-2-0123456789"), o.access_token.reveal());
         CPPUNIT_ASSERT_EQUAL(2, fetches_.load());
@@ -339,6 +352,7 @@ public:
         TokenBroker b(hooks());
         b.get("alice", false);
         fail_status_ = 77;
+        now_ += kMinForcedRefreshInterval;
         CPPUNIT_ASSERT_EQUAL(77, b.get("alice", true).status);
         // The old token is not handed out any more.
         now_ += 3600 - 300;
@@ -346,5 +360,205 @@ public:
         CPPUNIT_ASSERT_EQUAL(77, o.status);
         CPPUNIT_ASSERT(o.access_token.empty());
     }
+
+    void forced_refresh_is_rate_limited() {
+        TokenBroker b(hooks());
+        b.get("alice", false);                       // token-1, refreshed now
+        // The caller says the current token was refused, right after it
+        // was refreshed: no new refresh, the same token and a warning.
+        for (long later : {0L, 1L, kMinForcedRefreshInterval - 1}) {
+            const std::int64_t saved = now_;
+            now_ += later;
+            for (const std::string& tail : {protocol::token_id("token-1-0123456789"), std::string()}) {
+                Outcome o = b.get("alice", true, tail);
+                CPPUNIT_ASSERT_EQUAL(0, o.status);
+                CPPUNIT_ASSERT_EQUAL(std::string("token-1-0123456789"), o.access_token.reveal());
+                CPPUNIT_ASSERT(o.source == Outcome::Source::RateLimited);
+                CPPUNIT_ASSERT(o.warning.find("refreshed " + std::to_string(later) + " s ago") != std::string::npos);
+                CPPUNIT_ASSERT(o.warning.find("token-") == std::string::npos);
+            }
+            now_ = saved;
+        }
+        CPPUNIT_ASSERT_EQUAL(1, fetches_.load());
+        // A refused token that is not the current one: the current one,
+        // no warning (it was replaced, not refreshed in a loop).
+        Outcome o = b.get("alice", true, protocol::token_id("token-0-0123456789"));
+        CPPUNIT_ASSERT(o.source == Outcome::Source::Cache);
+        CPPUNIT_ASSERT(o.warning.empty());
+        // Once the interval has passed, the forced refresh happens.
+        now_ += kMinForcedRefreshInterval;
+        o = b.get("alice", true, protocol::token_id("token-1-0123456789"));
+        CPPUNIT_ASSERT(o.source == Outcome::Source::Fetched);
+        CPPUNIT_ASSERT_EQUAL(std::string("token-2-0123456789"), o.access_token.reveal());
+        CPPUNIT_ASSERT_EQUAL(2, fetches_.load());
+        // A token served from the store, not refreshed here, is not limited.
+        auto h = hooks();
+        h.fetch = [this](const std::string&, bool force, const std::string&) {
+            ++fetches_;
+            Outcome r;
+            r.status = 0;
+            r.access_token = Secret(force ? "forced-0123456789" : "stored-0123456789");
+            r.expires_at = now_ + 3600;
+            r.refreshed = force;
+            return r;
+        };
+        TokenBroker store_first(h);
+        store_first.get("alice", false);
+        CPPUNIT_ASSERT_EQUAL(std::string("forced-0123456789"), store_first.get("alice", true).access_token.reveal());
+        CPPUNIT_ASSERT(store_first.get("alice", true).source == Outcome::Source::RateLimited);
+    }
 };
 CPPUNIT_TEST_SUITE_REGISTRATION(BrokerTest);
+
+// The accept-time gate with fake user and group databases.
+class GateTest : public CppUnit::TestFixture {
+    CPPUNIT_TEST_SUITE(GateTest);
+    CPPUNIT_TEST(union_of_every_allow_list);
+    CPPUNIT_TEST(group_lookups_are_cached);
+    CPPUNIT_TEST(refusals_reply_and_are_bounded);
+    CPPUNIT_TEST(log_limiter);
+    CPPUNIT_TEST_SUITE_END();
+
+    int group_lookups_ = 0;
+
+    GateLookups lookups() {
+        GateLookups l;
+        l.user = [](const std::string& name, uid_t& uid) {
+            if (name == "postfix") { uid = 107; return true; }
+            if (name == "alice") { uid = 1000; return true; }
+            return false;
+        };
+        l.group = fake_groups;
+        l.groups_of = [this](uid_t uid, std::vector<gid_t>& groups) {
+            ++group_lookups_;
+            if (uid == 1001) { groups = {1001, 8}; return true; }     // bob, in group mail
+            if (uid == 1002) { groups = {1002}; return true; }        // carol
+            return false;
+        };
+        return l;
+    }
+
+    static config::Config conf(const std::string& text) {
+        config::Config c;
+        config::Error e;
+        CPPUNIT_ASSERT_MESSAGE(e.describe(), config::parse(text, "test.conf", c, e));
+        return c;
+    }
+
+public:
+    void union_of_every_allow_list() {
+        Gate g;
+        g.resolve(conf("allow_users = 4242\n[account a@example.com]\nallow_users = postfix, no-such-user\n"
+                       "[account b@example.com]\nallow_groups = mail 77\n"),
+                  999, lookups());
+        struct Case {
+            uid_t uid;
+            gid_t gid;
+            bool admitted;
+        } cases[] = {
+            {0, 0, true},          // root
+            {999, 999, true},      // the agent's own user
+            {4242, 4242, true},    // global allow_users, by uid
+            {107, 105, true},      // an account's allow_users, by name
+            {1001, 1001, true},    // in group mail by the databases
+            {5000, 77, true},      // primary gid listed, no passwd entry
+            {1002, 1002, false},   // carol: in no list
+            {65534, 65534, false}, // nobody
+            {1000, 1000, false},   // alice exists but is listed nowhere
+        };
+        for (const auto& c : cases)
+            CPPUNIT_ASSERT_EQUAL_MESSAGE("uid " + std::to_string(c.uid), c.admitted, g.admits(c.uid, c.gid, 100));
+        CPPUNIT_ASSERT_EQUAL(std::size_t(2), g.uid_count());   // 4242, postfix
+        CPPUNIT_ASSERT_EQUAL(std::size_t(2), g.gid_count());   // mail, 77
+
+        // No allow list at all: root and the agent's own user only.
+        Gate none;
+        none.resolve(conf(""), 999, lookups());
+        CPPUNIT_ASSERT(none.admits(0, 0, 100));
+        CPPUNIT_ASSERT(none.admits(999, 999, 100));
+        CPPUNIT_ASSERT(!none.admits(107, 105, 100));
+        CPPUNIT_ASSERT(!none.admits(1001, 8, 100));
+    }
+
+    void group_lookups_are_cached() {
+        Gate g;
+        g.resolve(conf("allow_groups = mail\n"), 999, lookups());
+        group_lookups_ = 0;
+        for (int i = 0; i < 300; ++i) CPPUNIT_ASSERT(!g.admits(1002, 1002, 100));
+        CPPUNIT_ASSERT_EQUAL(1, group_lookups_);
+        CPPUNIT_ASSERT(g.admits(1001, 1001, 100));
+        CPPUNIT_ASSERT_EQUAL(2, group_lookups_);
+        // Looked up again once the cached answer is old, and after SIGHUP.
+        CPPUNIT_ASSERT(!g.admits(1002, 1002, 100 + kGateCacheSeconds));
+        CPPUNIT_ASSERT_EQUAL(3, group_lookups_);
+        g.resolve(conf("allow_groups = mail\n"), 999, lookups());
+        CPPUNIT_ASSERT(!g.admits(1002, 1002, 101 + kGateCacheSeconds));
+        CPPUNIT_ASSERT_EQUAL(4, group_lookups_);
+    }
+
+    static std::string read_all(int fd) {
+        std::string out;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0) out.append(buf, static_cast<std::size_t>(n));
+        return out;
+    }
+
+    void refusals_reply_and_are_bounded() {
+        Refusals r;
+        const std::string reply = refusal_reply("forbidden", "not allowed by mailoauth.conf", 78);
+        CPPUNIT_ASSERT_EQUAL(std::string("error=forbidden\nerror_description=not allowed by mailoauth.conf\n"
+                                         "status=78\n\n"),
+                             reply);
+        std::vector<int> callers;
+        for (std::size_t i = 0; i < kMaxLingeringPerUid + 2; ++i) {
+            int sv[2];
+            CPPUNIT_ASSERT_EQUAL(0, ::socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+            CPPUNIT_ASSERT(::send(sv[0], "version=1\n", 10, 0) == 10);   // a partial request
+            r.add(sv[1], 65534, reply, 1000);
+            callers.push_back(sv[0]);
+        }
+        // The first few of one uid linger; the others were closed at once.
+        CPPUNIT_ASSERT_EQUAL(kMaxLingeringPerUid, r.size());
+        for (int fd : callers) CPPUNIT_ASSERT_EQUAL(reply, read_all(fd));
+        char c;
+        CPPUNIT_ASSERT_EQUAL(ssize_t(0), ::recv(callers.back(), &c, 1, MSG_DONTWAIT));   // closed
+        // A caller that closes is let go; the rest expire.
+        ::close(callers[0]);
+        std::vector<struct pollfd> fds;
+        r.poll_entries(fds);
+        CPPUNIT_ASSERT_EQUAL(kMaxLingeringPerUid, fds.size());
+        CPPUNIT_ASSERT(::poll(fds.data(), fds.size(), 1000) >= 1);
+        CPPUNIT_ASSERT_EQUAL(kRefusalLingerMs, r.timeout_ms(1000));
+        r.handle(fds, 0, 1000);
+        CPPUNIT_ASSERT_EQUAL(kMaxLingeringPerUid - 1, r.size());
+        fds.clear();
+        r.poll_entries(fds);
+        r.handle(fds, 0, 1000 + kRefusalLingerMs);
+        CPPUNIT_ASSERT_EQUAL(std::size_t(0), r.size());
+        CPPUNIT_ASSERT_EQUAL(-1, r.timeout_ms(2000));
+        for (std::size_t i = 1; i < callers.size(); ++i) {
+            CPPUNIT_ASSERT_EQUAL(ssize_t(0), ::recv(callers[i], &c, 1, MSG_DONTWAIT));
+            ::close(callers[i]);
+        }
+    }
+
+    void log_limiter() {
+        LogLimiter l(60, 3);
+        std::uint64_t held = 99;
+        CPPUNIT_ASSERT(l.allow("gate:65534", 1000, held));
+        CPPUNIT_ASSERT_EQUAL(std::uint64_t(0), held);
+        for (int i = 0; i < 299; ++i) CPPUNIT_ASSERT(!l.allow("gate:65534", 1000 + i % 60, held));
+        CPPUNIT_ASSERT(l.allow("gate:107", 1001, held));    // another key is separate
+        CPPUNIT_ASSERT(l.allow("gate:65534", 1060, held));
+        CPPUNIT_ASSERT_EQUAL(std::uint64_t(299), held);
+        CPPUNIT_ASSERT(!l.allow("gate:65534", 1061, held));
+        // Bounded: new keys push out quiet ones.
+        CPPUNIT_ASSERT(l.allow("k1", 2000, held));
+        CPPUNIT_ASSERT(l.allow("k2", 2000, held));
+        CPPUNIT_ASSERT(l.allow("k3", 2000, held));
+        CPPUNIT_ASSERT(l.allow("k4", 2000, held));
+        CPPUNIT_ASSERT(!l.allow("k4", 2001, held));
+    }
+};
+CPPUNIT_TEST_SUITE_REGISTRATION(GateTest);

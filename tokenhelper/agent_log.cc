@@ -1,0 +1,122 @@
+#include "tokenhelper/agent_log.h"
+
+#include <pwd.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+
+namespace mailoauth::agent {
+
+namespace {
+
+bool g_log_stderr = true;
+
+const char* level_name(int prio) {
+    switch (prio) {
+    case LOG_ERR: return "error";
+    case LOG_WARNING: return "warning";
+    case LOG_NOTICE: return "notice";
+    case LOG_INFO: return "info";
+    default: return "debug";
+    }
+}
+
+}  // namespace
+
+void log_to_stderr(bool on) { g_log_stderr = on; }
+
+void logmsg(int prio, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    va_list copy;
+    va_copy(copy, ap);
+    vsyslog(prio, fmt, ap);
+    va_end(ap);
+    if (g_log_stderr && prio != LOG_DEBUG) {
+        char line[2048];
+        std::vsnprintf(line, sizeof line, fmt, copy);
+        std::fprintf(stderr, "mailoauth-agent[%ld]: %s: %s\n", static_cast<long>(getpid()), level_name(prio), line);
+        std::fflush(stderr);
+    }
+    va_end(copy);
+}
+
+bool LogLimiter::allow(const std::string& key, std::int64_t now, std::uint64_t& held) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = keys_.find(key);
+    if (it == keys_.end()) {
+        if (keys_.size() >= max_keys_) {
+            // Forget keys that are quiet; when all are busy, forget all (a
+            // few counts of held-back lines are lost, the bound is kept).
+            for (auto i = keys_.begin(); i != keys_.end();)
+                i = now - i->second.last >= interval_ ? keys_.erase(i) : std::next(i);
+            if (keys_.size() >= max_keys_) keys_.clear();
+        }
+        keys_[key].last = now;
+        held = 0;
+        return true;
+    }
+    Entry& e = it->second;
+    if (now - e.last < interval_) {
+        ++e.held;
+        return false;
+    }
+    held = e.held;
+    e.held = 0;
+    e.last = now;
+    return true;
+}
+
+void logmsg_limited(int prio, const std::string& key, const char* fmt, ...) {
+    static LogLimiter limiter;
+    std::uint64_t held = 0;
+    if (!limiter.allow(key, static_cast<std::int64_t>(std::time(nullptr)), held)) return;
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (held)
+        logmsg(prio, "%s (and %llu more like this since the last one logged)", line,
+               static_cast<unsigned long long>(held));
+    else
+        logmsg(prio, "%s", line);
+}
+
+bool stderr_is_journal() {
+    const char* js = std::getenv("JOURNAL_STREAM");
+    if (!js || !*js) return false;
+    struct stat st;
+    if (fstat(STDERR_FILENO, &st) != 0) return false;
+    unsigned long long dev = 0, ino = 0;
+    if (std::sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
+    return dev == static_cast<unsigned long long>(st.st_dev) && ino == static_cast<unsigned long long>(st.st_ino);
+}
+
+std::string one_line(const std::string& s, std::size_t max) {
+    std::string o;
+    for (char c : s) {
+        if (o.size() >= max) {
+            o += "...";
+            break;
+        }
+        unsigned char u = static_cast<unsigned char>(c);
+        o += (u < 0x20 || u == 0x7f) ? ' ' : c;
+    }
+    return o;
+}
+
+std::string user_name(uid_t uid) {
+    struct passwd pw;
+    struct passwd* res = nullptr;
+    char buf[4096];
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) return pw.pw_name;
+    return "uid " + std::to_string(uid);
+}
+
+}  // namespace mailoauth::agent
