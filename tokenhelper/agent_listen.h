@@ -8,20 +8,18 @@
 
 #include <string>
 
+#include "common/socket_name.h"
+
 namespace mailoauth::agent {
 
 // In the abstract namespace: the same name works inside Postfix's chroot
 // and outside it, and nothing is left behind when the agent dies.
 constexpr const char* kDefaultSocket = "@mailoauth-agent";
 
-// "@name" (abstract namespace) or "/absolute/path" (a filesystem socket).
-struct SocketName {
-    bool abstract = false;
-    std::string spec;          // as given, for messages
-    struct sockaddr_un addr {};
-    socklen_t len = 0;
-};
-bool parse_socket_name(const std::string& spec, SocketName& out, std::string& err);
+// "@name" (abstract namespace) or "/absolute/path" (a filesystem socket):
+// the one parser the plugin and doctor use too.
+using ::mailoauth::SocketName;
+using ::mailoauth::parse_socket_name;
 
 // Binds and listens.  For a filesystem socket a leftover of a dead agent
 // (connect() refused) is removed first; a live agent is left alone.
