@@ -32,6 +32,7 @@ namespace testing {
 ssize_t (*store_write_hook)(int fd, const void* buf, std::size_t n) = nullptr;
 int (*store_before_rename_hook)(const char* tmp_path) = nullptr;
 bool store_use_tmpfile = true;
+bool store_link_via_proc = false;
 }  // namespace testing
 
 namespace {
@@ -384,12 +385,15 @@ int open_anonymous(int dfd) {
 }
 
 // Gives the anonymous file fd the name NAME in dfd.  linkat(AT_EMPTY_PATH)
-// needs CAP_DAC_READ_SEARCH; others link through /proc/self/fd, which
-// works in a non-dumpable process too (it is our own).  Returns 0 or errno;
+// needs CAP_DAC_READ_SEARCH before Linux 6.10; without it the link goes
+// through /proc/self/fd, which works in a non-dumpable process too (the
+// descriptor is our own).  Returns 0 or errno;
 // EOPNOTSUPP when neither way exists (no /proc, e.g. in a chroot).
 int link_anonymous(int fd, int dfd, const std::string& name) {
-    if (::linkat(fd, "", dfd, name.c_str(), AT_EMPTY_PATH) == 0) return 0;
-    if (errno == EEXIST) return EEXIST;
+    if (!testing::store_link_via_proc) {
+        if (::linkat(fd, "", dfd, name.c_str(), AT_EMPTY_PATH) == 0) return 0;
+        if (errno == EEXIST) return EEXIST;
+    }
     char proc[64];
     std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     if (::linkat(AT_FDCWD, proc, dfd, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;

@@ -124,6 +124,9 @@ extern int (*store_before_rename_hook)(const char* tmp_path);
 // false: save() writes named temp files, as on a file system without
 // O_TMPFILE.
 extern bool store_use_tmpfile;
+// true: save() names its O_TMPFILE file only through /proc/self/fd, as on a
+// kernel where linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH (before 6.10).
+extern bool store_link_via_proc;
 }  // namespace mailoauth::testing
 
 #endif

@@ -8,3 +8,7 @@ EXTRA_DIST += tests/helper/test_agent.py
 # mailoauth doctor against a real login, plugin directory and agent.
 TESTS += tests/helper/test_doctor.py
 EXTRA_DIST += tests/helper/test_doctor.py
+# Issue 9: short-lived tokens and the clamped margin, status without times;
+# kill -9 during refreshes.
+TESTS += tests/helper/test_margin.py tests/helper/test_crash.py
+EXTRA_DIST += tests/helper/test_margin.py tests/helper/test_crash.py

@@ -7,6 +7,7 @@
 #include <ftw.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -132,6 +133,10 @@ ssize_t one_byte_with_eintr(int fd, const void* buf, std::size_t n) {
     return ::write(fd, buf, n > 0 ? 1 : 0);
 }
 ssize_t zero_progress(int, const void*, std::size_t) { return 0; }
+ssize_t counted_write(int fd, const void* buf, std::size_t n) {
+    ++g_writes;
+    return ::write(fd, buf, n);
+}
 int fail_rename_eio(const char*) { return EIO; }
 int crash_before_rename(const char*) { ::_exit(42); }
 ssize_t crash_in_write(int fd, const void* buf, std::size_t n) {
@@ -190,6 +195,7 @@ class StoreTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(save_crash_midwrite_leaves_nothing_with_tmpfile);
     CPPUNIT_TEST(save_crash_midwrite_with_named_temp_files);
     CPPUNIT_TEST(save_with_named_temp_files);
+    CPPUNIT_TEST(save_links_through_proc_when_not_dumpable);
     CPPUNIT_TEST(save_removes_its_accounts_leftovers);
     CPPUNIT_TEST(open_removes_abandoned_temp_files_table);
     CPPUNIT_TEST(save_refuses_unwritable_records_table);
@@ -212,6 +218,7 @@ public:
         testing::store_write_hook = nullptr;
         testing::store_before_rename_hook = nullptr;
         testing::store_use_tmpfile = true;
+        testing::store_link_via_proc = false;
         g_writes = 0;
     }
 
@@ -852,6 +859,33 @@ public:
         CPPUNIT_ASSERT(!s.save(next, err));
         testing::store_write_hook = nullptr;
         CPPUNIT_ASSERT_MESSAGE(err, contains(err, "disk full: the previous tokens are kept") && no_secret(err));
+        CPPUNIT_ASSERT_EQUAL(std::size_t(0), temp_files(dir_));
+    }
+
+    void save_links_through_proc_when_not_dumpable() {
+        // As `mailoauth` runs on a kernel before 6.10 without root: no
+        // linkat(AT_EMPTY_PATH), and not dumpable (its /proc/PID is root's).
+        Store s = opened();
+        save_ok(s, sample());
+        pid_t pid = ::fork();
+        CPPUNIT_ASSERT(pid >= 0);
+        if (pid == 0) {
+            if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) ::_exit(2);
+            testing::store_link_via_proc = true;
+            testing::store_write_hook = counted_write;
+            g_writes = 0;
+            AccountRecord next = sample();
+            next.refresh_token = Secret("SECRET-VIA-PROC");
+            std::string err;
+            if (!s.save(next, err)) ::_exit(1);
+            // Written once: the anonymous file was linked, not given up
+            // for a named temp file written again.
+            ::_exit(g_writes == 1 ? 0 : 3);
+        }
+        int status = 0;
+        CPPUNIT_ASSERT_EQUAL(pid, ::waitpid(pid, &status, 0));
+        CPPUNIT_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CPPUNIT_ASSERT(load_ok(s, "alice@example.com").refresh_token == Secret("SECRET-VIA-PROC"));
         CPPUNIT_ASSERT_EQUAL(std::size_t(0), temp_files(dir_));
     }
 
