@@ -9,6 +9,6 @@ EXTRA_DIST += tests/helper/test_agent.py
 TESTS += tests/helper/test_doctor.py
 EXTRA_DIST += tests/helper/test_doctor.py
 # Issue 9: short-lived tokens and the clamped margin, status without times;
-# kill -9 during refreshes.
-TESTS += tests/helper/test_margin.py tests/helper/test_crash.py
-EXTRA_DIST += tests/helper/test_margin.py tests/helper/test_crash.py
+# kill -9 during refreshes; no core dumps.
+TESTS += tests/helper/test_margin.py tests/helper/test_crash.py tests/helper/test_coredump.py
+EXTRA_DIST += tests/helper/test_margin.py tests/helper/test_crash.py tests/helper/test_coredump.py
