@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -223,8 +225,10 @@ bool get_int(const Config& cfg, std::string_view account, std::string_view key, 
     return true;
 }
 
+bool secure_execution() { return ::getauxval(AT_SECURE) != 0; }
+
 std::string default_path(bool& explicit_) {
-    const char* env = std::getenv("MAILOAUTH_CONFIG");
+    const char* env = ::secure_getenv("MAILOAUTH_CONFIG");
     if (env && *env) {
         explicit_ = true;
         return env;
@@ -235,7 +239,7 @@ std::string default_path(bool& explicit_) {
 
 HelperChoice plugin_helper(const Config& cfg) {
     HelperChoice h;
-    const char* env = std::getenv("MAILOAUTH_HELPER");
+    const char* env = ::secure_getenv("MAILOAUTH_HELPER");
     if (env && *env) {
         h.path = env;
         h.origin = "MAILOAUTH_HELPER";

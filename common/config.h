@@ -59,12 +59,21 @@ bool load_file(const std::string& path, bool missing_ok, Config& out, Error& err
 bool get_int(const Config& cfg, std::string_view account, std::string_view key, long min, long max,
              long fallback, long& out, Error& err);
 
+// Whether this process runs in secure-execution mode (AT_SECURE: setuid,
+// setgid or file capabilities).  The plugin lives in every program that
+// calls libsasl2, some of them setuid or setgid: there the environment
+// belongs to the caller and is not trusted (libsasl2 likewise ignores
+// SASL_PATH).  Every variable below is read with secure_getenv.
+bool secure_execution();
+
 // The configuration file to use: $MAILOAUTH_CONFIG, else
-// SYSCONFDIR/mailoauth.conf.  explicit_ is set when it came from the
+// SYSCONFDIR/mailoauth.conf ($MAILOAUTH_CONFIG is not read in a
+// secure-execution process).  explicit_ is set when it came from the
 // environment (a missing explicit file is an error, a missing default is not).
 std::string default_path(bool& explicit_);
 
-// The helper program the SASL plugin runs: $MAILOAUTH_HELPER, else
+// The helper program the SASL plugin runs: $MAILOAUTH_HELPER (not in a
+// secure-execution process), else
 // `helper` in cfg, else BINDIR/mailoauth.  One decision for the plugin and
 // for `mailoauth doctor`, which reports what the plugin will do.
 struct HelperChoice {

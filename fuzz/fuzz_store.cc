@@ -6,7 +6,7 @@
 //
 // Build and run (from the source tree):
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-//       fuzz/fuzz_store.cc tokenhelper/store.cc common/protocol.cc common/secret.cc \
+//       fuzz/fuzz_store.cc tokenhelper/store.cc common/protocol.cc common/sha256.cc common/secret.cc \
 //       -o /tmp/fuzz_store
 //   /tmp/fuzz_store -max_total_time=60 -max_len=70000
 #include <cstddef>

@@ -2,6 +2,7 @@
 
 #include "common/fd.h"
 #include "common/msgio.h"
+#include "common/socket_name.h"
 
 #include "common/protocol.h"
 #include "common/secret.h"
@@ -41,50 +42,47 @@ bool lookup_uid(const std::string& name, uid_t& uid) {
 }  // namespace
 
 AgentSource::AgentSource(std::string socket, std::string agent_user, long timeout_s, std::string config_hint)
-    : spec_(socket.empty() ? std::string(kDefaultSocket) : std::move(socket)), timeout_s_(timeout_s),
-      config_hint_(std::move(config_hint)) {
-    addr_.sun_family = AF_UNIX;
-    const std::size_t room = sizeof addr_.sun_path;
-    if (spec_.size() >= 2 && spec_[0] == '@' && spec_.size() - 1 <= room - 1) {
-        // Abstract namespace: a leading NUL, then the name, no terminator.
-        std::memcpy(addr_.sun_path + 1, spec_.data() + 1, spec_.size() - 1);
-        addr_len_ = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + spec_.size());
-    } else if (spec_[0] == '/' && spec_.size() <= room - 1) {
-        std::memcpy(addr_.sun_path, spec_.data(), spec_.size());
-        addr_len_ = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + spec_.size() + 1);
-    } else {
-        setup_error_ = config_hint_ + ": agent_socket '" + wire::sanitize(spec_, 120) +
-                       "' must be @NAME (abstract, e.g. @mailoauth-agent) or an absolute path of at most " +
-                       std::to_string(room - 1) + " bytes";
+    : timeout_s_(timeout_s), config_hint_(std::move(config_hint)) {
+    std::string err;
+    if (!parse_socket_name(socket.empty() ? std::string(kDefaultSocket) : socket, name_, err)) {
+        setup_error_ = config_hint_ + ": agent_socket: " + wire::sanitize(err, 300);
         return;
     }
 
+    // Whom the request may go to.  Never "anyone": an abstract name can be
+    // bound by any local user first, and whoever holds it would receive
+    // every request and could answer with a token of its choosing.
+    // Root, the agent's system users, and our own effective uid (a personal
+    // agent; checked at each fetch, since Postfix loads us as root and
+    // then drops privileges) are the only candidates.  Names are resolved
+    // now, at plugin init, because inside Postfix's chroot there is no
+    // passwd file.
+    trusted_uids_.push_back(0);
+    trusted_text_ = "root";
+    auto add = [&](uid_t uid, const std::string& text) {
+        for (uid_t u : trusted_uids_)
+            if (u == uid) return;
+        trusted_uids_.push_back(uid);
+        trusted_text_ += ", " + text;
+    };
     if (!agent_user.empty()) {
         unsigned long long n = 0;
         uid_t uid = 0;
-        if (parse_decimal(agent_user, static_cast<uid_t>(-1) - 1ull, n)) {
+        if (protocol::parse_decimal(agent_user, static_cast<uid_t>(-1) - 1ull, n)) {
             uid = static_cast<uid_t>(n);
         } else if (!lookup_uid(agent_user, uid)) {
             setup_error_ = config_hint_ + ": agent_user '" + wire::sanitize(agent_user, 64) +
                            "' is not a user on this system";
             return;
         }
-        trusted_uids_.push_back(uid);
-        trusted_text_ = wire::sanitize(agent_user, 64);
-        return;
+        add(uid, wire::sanitize(agent_user, 64) + " (agent_user)");
     }
     uid_t uid = 0;
-    if (lookup_uid("mailoauth", uid)) {
-        trusted_uids_.push_back(0);
-        trusted_uids_.push_back(uid);
-        trusted_text_ = "root or mailoauth";
-    } else {
-        trust_any_ = true;  // no system user to expect: a personal agent
-    }
+    if (lookup_uid("mailoauth", uid)) add(uid, "mailoauth");
 }
 
 bool AgentSource::trusted(uid_t uid) const {
-    if (trust_any_) return true;
+    if (uid == ::geteuid()) return true;  // the same user could read our memory anyway
     for (uid_t u : trusted_uids_)
         if (u == uid) return true;
     return false;
@@ -97,10 +95,11 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
         reply.message = setup_error_;
         return;
     }
-    const std::string who = "the mailoauth agent at " + spec_;
+    const std::string& spec = name_.spec;
+    const std::string who = "the mailoauth agent at " + spec;
 
     protocol::Message msg;
-    if (!build_request(req, msg)) {
+    if (!protocol::build_request(req, msg)) {
         reply.message = "the account, service or host name contains characters that cannot be sent to " + who;
         return;
     }
@@ -113,7 +112,7 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
         return;
     }
     for (;;) {
-        if (::connect(fd.get(), reinterpret_cast<const struct sockaddr*>(&addr_), addr_len_) == 0) break;
+        if (::connect(fd.get(), reinterpret_cast<const struct sockaddr*>(&name_.addr), name_.len) == 0) break;
         int e = errno;
         if (e == EINTR) continue;
         if (e == EAGAIN && remaining(deadline) > 0) {
@@ -141,14 +140,18 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
     struct ucred cred;
     socklen_t clen = sizeof cred;
     if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 || clen != sizeof cred) {
-        reply.message = std::string("cannot check who listens on ") + spec_ + ": " + std::strerror(errno);
+        reply.message = std::string("cannot check who listens on ") + spec + ": " + std::strerror(errno);
         return;
     }
     if (!trusted(cred.uid)) {
+        // Nothing was sent: the listener learns neither the account nor
+        // the host.  The message (logged by the mechanism) names it so an
+        // administrator can find the process.
         reply.status = TokenStatus::Config;
-        reply.message = "the process listening on " + spec_ + " (pid " + std::to_string(cred.pid) + ") runs as uid " +
-                        std::to_string(cred.uid) + ", not as " + trusted_text_ +
-                        ": not trusted with the request; check agent_user in " + config_hint_;
+        reply.message = "the process listening on " + spec + " (pid " + std::to_string(cred.pid) + ") runs as uid " +
+                        std::to_string(cred.uid) + ", which is not trusted with the request (trusted: " +
+                        trusted_text_ + " and this program's uid " + std::to_string(::geteuid()) + "); is the mailoauth agent running, or has another program taken " +
+                        "its name?  Check agent_socket and agent_user in " + config_hint_;
         return;
     }
 
@@ -181,7 +184,7 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
     if (raw.size() > protocol::kMaxMessage) {
         wipe_string(raw);
         reply.message = who + " sent more than " + std::to_string(protocol::kMaxMessage / 1024) +
-                        " KiB; is " + spec_ + " really the mailoauth agent?";
+                        " KiB; is " + spec + " really the mailoauth agent?";
         return;
     }
     if (raw.empty()) {
@@ -197,12 +200,12 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
                         wire::sanitize(pr.error, 100) + ")";
         return;
     }
-    unsigned long long code = 0;
-    if (!parse_decimal(answer.get_or("status", ""), 255, code)) {
+    int code = 0;
+    if (!protocol::reply_status(answer, code)) {
         reply.message = who + " replied without a valid status";
         return;
     }
-    if (!accept_status(who, code, "status", peer_says(answer), reply)) return;
+    if (!accept_status(who, static_cast<unsigned long long>(code), "status", peer_says(answer), reply)) return;
     read_token_reply(who, answer, reply);
 }
 

@@ -1,5 +1,6 @@
 #include "plugin/helper_source.h"
 
+#include "common/config.h"
 #include "common/protocol.h"
 #include "plugin/subprocess.h"
 #include "plugin/wire.h"
@@ -31,14 +32,37 @@ std::string signal_name(int sig) {
 
 }  // namespace
 
+bool HelperSource::decide_status(const RunResult& run, const protocol::Message* answer, int& code) {
+    // The exit status, when we have it, is the helper's last word: a reply
+    // may have been written before something failed (it cannot be taken
+    // back), and an older helper sends no "status" at all.  The reply's
+    // status stands in only when the exit status was lost.
+    if (run.end == RunResult::End::Exited) {
+        code = run.exit_code;
+        return true;
+    }
+    if (answer == nullptr) return false;
+    if (protocol::reply_status(*answer, code)) return true;
+    // An older helper: no status key.  A token means it succeeded.
+    if (answer->has("access_token")) {
+        code = 0;
+        return true;
+    }
+    return false;
+}
+
 HelperSource::HelperSource(std::string path, long timeout_s, std::string store, std::string config_hint)
     : path_(std::move(path)), timeout_s_(timeout_s), store_(std::move(store)),
       config_hint_(std::move(config_hint)) {}
 
-std::vector<std::string> HelperSource::clean_environment(const std::string& store) {
+std::vector<std::string> HelperSource::clean_environment(const std::string& store, bool secure) {
     std::vector<std::string> env;
     bool have_store = false;
-    for (char** e = environ; e && *e; ++e) {
+    // In a setuid or setgid program the caller's environment is the
+    // caller's, not the program's: HOME, XDG_* or MAILOAUTH_* would point
+    // the helper, run with the program's privileges, at files of the
+    // caller's choosing.  Then only the configured store and PATH.
+    for (char** e = secure ? nullptr : environ; e && *e; ++e) {
         std::string_view kv(*e);
         std::size_t eq = kv.find('=');
         if (eq == std::string_view::npos || eq == 0) continue;
@@ -57,7 +81,7 @@ void HelperSource::fetch(const TokenRequest& req, TokenReply& reply) {
     const std::string who = "the token helper " + path_;
 
     protocol::Message msg;
-    if (!build_request(req, msg)) {
+    if (!protocol::build_request(req, msg)) {
         reply.message = "the account, service or host name contains characters that cannot be sent "
                         "to the token helper";
         return;
@@ -66,7 +90,7 @@ void HelperSource::fetch(const TokenRequest& req, TokenReply& reply) {
     RunOptions opts;
     opts.path = path_;
     opts.argv = {path_, "get"};
-    opts.env = clean_environment(store_);
+    opts.env = clean_environment(store_, config::secure_execution());
     opts.input = protocol::serialize(msg);
     opts.max_output = protocol::kMaxMessage;
     opts.timeout_ms = timeout_s_ * 1000;
@@ -99,7 +123,16 @@ void HelperSource::fetch(const TokenRequest& req, TokenReply& reply) {
 
     protocol::Message answer;
     protocol::ParseResult pr = protocol::parse(run_result.output, answer);
-    const int code = run_result.end == RunResult::End::Exited ? run_result.exit_code : 0;
+    int code = 0;
+    if (!decide_status(run_result, pr.ok ? &answer : nullptr, code) && pr.ok && !run_result.output.empty()) {
+        // The program hosting us reaps children itself (SIGCHLD ignored or
+        // a handler calling wait) and the reply does not say either.  (An
+        // empty or malformed reply is named as such below.)
+        const std::string says = peer_says(answer);
+        reply.message = "the exit status of " + who + " was lost (this program reaps its children) and its " +
+                        "reply carries no status" + (says.empty() ? std::string() : ": " + says);
+        return;
+    }
     if (!accept_status(who, static_cast<unsigned long long>(code), "exit status",
                        pr.ok ? peer_says(answer) : std::string(), reply))
         return;

@@ -217,18 +217,18 @@ int Connection::error_challenge(sasl_client_params_t* params, const char* server
     // the next attempt may come from another process (imtest, mbsync, a new
     // Postfix smtp), which would otherwise be handed the same cached token
     // by the helper until it expires.  Naming the refused token lets the
-    // helper refresh once however many processes report it.
-    const std::string& t = token_.reveal();
-    std::size_t tail = std::min<std::size_t>(16, t.size() / 2);
+    // helper refresh once however many processes report it.  By a hash,
+    // never by characters of the token: whoever answers may not be who we
+    // think (a refused token can still be valid elsewhere).
     req_.force_refresh = true;
-    req_.rejected_tail = t.substr(t.size() - tail);
+    req_.rejected = protocol::token_id(token_.reveal());
     token_.clear();
     long margin = kDefaultRefreshMargin;
     std::string err;
     st.settings.refresh_margin(account_, margin, err);
     TokenReply reply;
     st.source->fetch(req_, reply);
-    wipe_string(req_.rejected_tail);
+    req_.rejected.clear();
     if (reply.status == TokenStatus::Ok) {
         const long long now = static_cast<long long>(std::time(nullptr));
         st.cache.store(account_, reply.token, reply.expires_at, reply.user, now, margin);

@@ -4,29 +4,6 @@
 
 namespace mailoauth::plugin {
 
-bool build_request(const TokenRequest& req, protocol::Message& msg) {
-    bool ok = msg.set("version", "1") && msg.set("account", req.account) &&
-              msg.set("protocol", req.protocol);
-    if (ok && !req.host.empty()) ok = msg.set("host", req.host);
-    if (ok && !req.port.empty()) ok = msg.set("port", req.port);
-    if (ok) ok = msg.set("mechanism", req.mechanism);
-    if (ok && req.force_refresh) ok = msg.set("force_refresh", "1");
-    if (ok && !req.rejected_tail.empty()) ok = msg.set("rejected", req.rejected_tail);
-    return ok;
-}
-
-bool parse_decimal(const std::string& s, unsigned long long max, unsigned long long& out) {
-    if (s.empty() || s.size() > 12) return false;
-    unsigned long long n = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        n = n * 10 + static_cast<unsigned>(c - '0');
-    }
-    if (n > max) return false;
-    out = n;
-    return true;
-}
-
 std::string peer_says(const protocol::Message& msg) {
     std::string d = msg.get_or("error_description", "");
     if (d.empty()) d = msg.get_or("error", "");
@@ -66,20 +43,18 @@ void read_token_reply(const std::string& who, const protocol::Message& answer, T
         reply.message = who + " reports an error: " + peer_says(answer);
         return;
     }
-    const std::string* token = answer.get("access_token");
-    if (token == nullptr || token->empty()) {
-        reply.message = who + " replied without an access_token";
+    std::string why;
+    if (!protocol::check_token_reply(answer, why)) {
+        reply.message = who + " replied with " + why;
         return;
     }
+    const std::string* token = answer.get("access_token");
     if (!wire::valid_bearer_token(*token)) {
         reply.message = who + " returned an access token with characters a bearer token cannot have";
         return;
     }
     unsigned long long expires = 0;
-    if (!parse_decimal(answer.get_or("expires_at", ""), 999999999999ull, expires)) {
-        reply.message = who + " replied without a valid expires_at";
-        return;
-    }
+    protocol::parse_decimal(answer.get_or("expires_at", ""), 999999999999ull, expires);
     std::string user = answer.get_or("user", "");
     if (!user.empty() && !wire::valid_wire_name(user)) {
         reply.message = who + " returned a user name with control characters";

@@ -12,17 +12,10 @@
 
 namespace mailoauth::plugin {
 
-struct TokenRequest {
-    std::string account;
-    std::string protocol;   // SASL service: imap, pop, smtp...
-    std::string host;       // serverFQDN, may be empty
-    std::string port;       // may be empty
-    std::string mechanism;  // XOAUTH2 or OAUTHBEARER
-    bool force_refresh = false;
-    // The end of the token a server refused (protocol key "rejected"): the
-    // helper forces a refresh only while that token is still current.
-    std::string rejected_tail;
-};
+// What is asked for (helper protocol v1's request, common/protocol.h).
+// rejected: protocol::token_id() of the token a server refused; the helper
+// forces a refresh only while that token is still current.
+using TokenRequest = protocol::Request;
 
 enum class TokenStatus {
     Ok,
@@ -52,13 +45,6 @@ public:
 // Shared by the helper and agent sources: how a helper-protocol reply is
 // read.  WHO names the peer in messages ("the token helper /usr/bin/...").
 
-// The protocol request for req.  Returns false when a value cannot be sent
-// (CR, LF or NUL in the account, service or host name).
-bool build_request(const TokenRequest& req, protocol::Message& msg);
-
-// A decimal number of at most 12 digits, not above max.
-bool parse_decimal(const std::string& s, unsigned long long max, unsigned long long& out);
-
 // The peer's own words for a failure: error_description (or error),
 // sanitized; empty when it said nothing.
 std::string peer_says(const protocol::Message& msg);
@@ -71,7 +57,8 @@ bool accept_status(const std::string& who, unsigned long long code, const char* 
                    const std::string& says, TokenReply& reply);
 
 // Reads access_token, expires_at and user from a status-0 reply, checking
-// each; on success reply.status is Ok.
+// each (protocol::check_token_reply, then that the token and user can go
+// on the SASL wire); on success reply.status is Ok.
 void read_token_reply(const std::string& who, const protocol::Message& answer, TokenReply& reply);
 
 }  // namespace mailoauth::plugin

@@ -114,21 +114,15 @@ Outcome TokenBroker::from_cache(const Slot& s, Outcome::Source src) {
     return o;
 }
 
-namespace {
-bool ends_with(const std::string& s, const std::string& tail) {
-    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-}  // namespace
-
 Outcome TokenBroker::get(const std::string& account, bool force, const std::string& rejected_tail) {
     std::shared_ptr<Slot> slot = slot_for(account);
     Slot& s = *slot;
     std::unique_lock<std::mutex> lk(s.mu);
     // With force, the caller's token was rejected: only another token will
-    // do.  Which one was rejected: the one ending in rejected_tail when the
+    // do.  Which one was rejected: the one rejected_tail names (a hash) when the
     // caller says so, else the one cached when it arrived (and then only a
     // token obtained after its arrival counts as newer).
-    const bool tail_known = rejected_tail.size() >= kRejectedTailMin;
+    const bool tail_known = protocol::valid_token_id(rejected_tail);
     const std::uint64_t arrival = s.completed;
     Secret rejected;
     if (force && s.have) rejected = s.token;
@@ -144,7 +138,7 @@ Outcome TokenBroker::get(const std::string& account, bool force, const std::stri
         const bool still_valid = s.have && s.expires_at - kMinValidity > now;
         if (s.have) {
             if (!force && s.expires_at - margin > now) return from_cache(s, Outcome::Source::Cache);
-            const bool replaced = tail_known ? !ends_with(s.token.reveal(), rejected_tail)
+            const bool replaced = tail_known ? !protocol::names_token(rejected_tail, s.token.reveal())
                                              : s.completed > arrival && s.token != rejected;
             if (force && replaced && still_valid) return from_cache(s, Outcome::Source::Cache);
         }
@@ -498,27 +492,18 @@ void Server::serve(int fd) {
         linger_close(fd);
         return;
     }
-    protocol::Message req;
-    protocol::ParseResult pr = protocol::parse(buf, req);
+    protocol::Request req;
+    protocol::Problem problem;
+    const bool parsed = protocol::parse_request(buf, req, problem);
     wipe_string(buf);
-    if (!pr.ok) {
-        std::string why = "request line " + std::to_string(pr.line) + ": " + pr.error;
-        logmsg(LOG_WARNING, "%s: bad request: %s", who.c_str(), one_line(why, 300).c_str());
-        send_error(fd, "bad_request", why, kExitDataErr);
-        return;
+    const std::string& account = req.account;
+    if (parsed && !valid_account_name(account)) {
+        problem.error = "bad_request";
+        problem.description = "'" + one_line(account, 130) + "' is not a valid account name";
     }
-    std::string version = req.get_or("version", "1");
-    if (version != "1") {
-        send_error(fd, "unsupported_version", "helper protocol version " + one_line(version, 20) +
-                   " is not supported (this mailoauth agent speaks version 1)", kExitDataErr);
-        return;
-    }
-    const std::string account = req.get_or("account", "");
-    if (account.empty() || !valid_account_name(account)) {
-        std::string why = account.empty() ? "the request has no 'account'"
-                                          : "'" + one_line(account, 130) + "' is not a valid account name";
-        logmsg(LOG_WARNING, "%s: bad request: %s", who.c_str(), why.c_str());
-        send_error(fd, "bad_request", why, kExitDataErr);
+    if (!problem.error.empty()) {
+        logmsg(LOG_WARNING, "%s: bad request: %s", who.c_str(), one_line(problem.description, 300).c_str());
+        send_error(fd, problem.error, problem.description, kExitDataErr);
         return;
     }
     Decision d = check_caller(allow_list_for(env_.cfg, account), caller, ::geteuid(), lookup_group);
@@ -531,8 +516,8 @@ void Server::serve(int fd) {
                    kExitConfig);
         return;
     }
-    const bool force = req.get_or("force_refresh", "0") == "1";
-    Outcome o = broker_.get(account, force, req.get_or("rejected", ""));
+    const bool force = req.force_refresh;
+    Outcome o = broker_.get(account, force, req.rejected);
     if (o.refreshed)
         logmsg(LOG_INFO, "refreshed the access token of %s (%s), valid until %s", account.c_str(),
                o.access_token.fingerprint().c_str(), format_utc(o.expires_at).c_str());

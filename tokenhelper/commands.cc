@@ -388,10 +388,12 @@ int reply(const protocol::Message& m, int code) {
     return code;
 }
 
+// Every reply carries status=N, the exit status: a program that reaps its
+// children itself (SIGCHLD ignored) loses the exit status, and the plugin
+// then reads it here instead.
 int reply_error(const std::string& error, const std::string& description, int code) {
     protocol::Message m;
-    m.set("error", error);
-    m.set("error_description", one_line(description));
+    protocol::build_error_reply(m, error, one_line(description), code);
     std::fprintf(stderr, "mailoauth: %s\n", description.c_str());
     return reply(m, code);
 }
@@ -400,32 +402,24 @@ int cmd_get(const Parsed& p, const Environment& env, HttpClient& http) {
     if (!p.positional.empty()) return usage_error("'get' takes no arguments; it reads the request on stdin");
     std::string buf, err;
     if (!read_request(buf, err)) return reply_error("bad_request", err, kExitDataErr);
-    protocol::Message req;
-    protocol::ParseResult pr = protocol::parse(buf, req);
+    protocol::Request req;
+    protocol::Problem problem;
+    const bool parsed = protocol::parse_request(buf, req, problem);
     wipe_string(buf);
-    if (!pr.ok)
-        return reply_error("bad_request", "request line " + std::to_string(pr.line) + ": " + pr.error,
-                           kExitDataErr);
-    std::string version = req.get_or("version", "1");
-    if (version != "1")
-        return reply_error("unsupported_version", "helper protocol version " + version +
-                           " is not supported (this mailoauth speaks version 1)", kExitDataErr);
-    const std::string* account = req.get("account");
-    if (!account || account->empty())
-        return reply_error("bad_request", "the request has no 'account'", kExitDataErr);
-    if (!valid_account_name(*account))
-        return reply_error("bad_request", "'" + *account + "' is not a valid account name", kExitDataErr);
+    if (!parsed) return reply_error(problem.error, problem.description, problem.status);
+    const std::string& account = req.account;
+    if (!valid_account_name(account))
+        return reply_error("bad_request", "'" + account + "' is not a valid account name", kExitDataErr);
     Store store(env.store_dir);
     if (!store.open(false, err))
-        return reply_error("store_error", err + "; sign in first with: mailoauth login " + *account, kExitConfig);
-    TokenResult t = get_access_token(env, store, http, *account, req.get_or("force_refresh", "0") == "1",
-                                     req.get_or("rejected", ""));
+        return reply_error("store_error", err + "; sign in first with: mailoauth login " + account, kExitConfig);
+    TokenResult t = get_access_token(env, store, http, account, req.force_refresh, req.rejected);
     if (t.exit_code != 0) return reply_error(t.error.empty() ? "failed" : t.error, t.message, t.exit_code);
     if (!t.warning.empty()) std::fprintf(stderr, "mailoauth: warning: %s\n", t.warning.c_str());
     protocol::Message m;
-    m.set("access_token", t.record.access_token.reveal());
-    m.set("expires_at", std::to_string(t.record.access_expires_at));
-    m.set("user", t.record.user.empty() ? *account : t.record.user);
+    if (!protocol::build_token_reply(m, t.record.access_token.reveal(), t.record.access_expires_at,
+                                     t.record.user.empty() ? account : t.record.user))
+        return reply_error("bad_response", "the stored token or user name cannot be sent", kExitTempFail);
     return reply(m, kExitOk);
 }
 

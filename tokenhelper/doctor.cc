@@ -171,10 +171,11 @@ Finding ask_agent(const agent::SocketName& name, const std::string& account, boo
                             std::to_string(peer.pid) + ")";
     if (account.empty()) return ok(who + " is listening");
 
+    protocol::Request question;
+    question.account = account;
+    question.protocol = "smtp";
     protocol::Message req;
-    req.set("version", "1");
-    req.set("account", account);
-    req.set("protocol", "smtp");
+    if (!protocol::build_request(question, req)) return problem(account + ": cannot be sent to the agent");
     std::string out = protocol::serialize(req);
     const long long deadline = msgio::now_ms() + 10000;
     int e = 0;
@@ -193,9 +194,10 @@ Finding ask_agent(const agent::SocketName& name, const std::string& account, boo
         std::string until = format_utc(std::atoll(reply.get_or("expires_at", "0").c_str()));
         return ok(account + ": the " + who + " serves its token to you (valid until " + until + ")");
     }
-    std::string status = reply.get_or("status", "");
+    int status = -1;
+    protocol::reply_status(reply, status);
     std::string desc = printable(reply.get_or("error_description", reply.get_or("error", "no token")));
-    return problem(account + ": the " + who + " answers: " + desc, status == "77");
+    return problem(account + ": the " + who + " answers: " + desc, status == protocol::kStatusNoPerm);
 }
 
 std::vector<Finding> check_agent(const Environment& env, const std::string& account) {

@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "common/margin.h"
+#include "common/protocol.h"
 #include "common/secret.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/form.h"
@@ -100,15 +101,9 @@ TokenResult refresh_once(const Environment& env, HttpClient& http, const Account
     return t;
 }
 
-namespace {
-bool ends_with(const std::string& s, const std::string& tail) {
-    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-}  // namespace
-
 TokenResult get_access_token(const Environment& env, const Store& store, HttpClient& http,
                              const std::string& account, bool force_refresh,
-                             const std::string& rejected_tail) {
+                             const std::string& rejected) {
     const long margin = env.refresh_margin(account);
     std::string err;
     AccountRecord seen;
@@ -118,8 +113,8 @@ TokenResult get_access_token(const Environment& env, const Store& store, HttpCli
 
     std::int64_t now = now_seconds();
     // Refused token already replaced (by another process): nothing to force.
-    const bool tail_known = rejected_tail.size() >= kRejectedTailMin;
-    if (force_refresh && tail_known && !ends_with(seen.access_token.reveal(), rejected_tail))
+    const bool tail_known = protocol::valid_token_id(rejected);
+    if (force_refresh && tail_known && !protocol::names_token(rejected, seen.access_token.reveal()))
         force_refresh = false;
     if (!force_refresh && fresh(seen, now, margin)) {
         TokenResult t;
@@ -146,7 +141,7 @@ TokenResult get_access_token(const Environment& env, const Store& store, HttpCli
     // A forced refresh is satisfied by a token another process obtained
     // after the one that was rejected.
     bool replaced = rec.access_token != seen.access_token ||
-                    (tail_known && !ends_with(rec.access_token.reveal(), rejected_tail));
+                    (tail_known && !protocol::names_token(rejected, rec.access_token.reveal()));
     if (fresh(rec, now, margin) && (!force_refresh || replaced)) {
         TokenResult t;
         t.record = rec;

@@ -28,16 +28,13 @@ struct TokenResult {
 
 // Returns a token that stays valid for more than the refresh margin, or an
 // error.  force_refresh: the server rejected the token we had; refresh unless
-// another process already replaced it.  rejected_tail, when given, is the
-// end of the token the server refused: the refresh is forced only while the
-// stored token is still that one, so many processes whose token was refused
-// at once cause one refresh, not one each.
+// another process already replaced it.  rejected, when given, names the
+// token the server refused (protocol::token_id, a hash): the refresh is
+// forced only while the stored token is still that one, so many processes
+// whose token was refused at once cause one refresh, not one each.
 TokenResult get_access_token(const Environment& env, const Store& store, HttpClient& http,
                              const std::string& account, bool force_refresh,
-                             const std::string& rejected_tail = "");
-
-// The tail of a token that identifies it in a `rejected` request key.
-constexpr std::size_t kRejectedTailMin = 8;
+                             const std::string& rejected = "");
 
 // Whether r's access token is valid beyond the refresh margin at now.  The
 // configured margin is clamped to a third of the token's issued lifetime

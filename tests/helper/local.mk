@@ -8,6 +8,9 @@ EXTRA_DIST += tests/helper/test_agent.py
 # mailoauth doctor against a real login, plugin directory and agent.
 TESTS += tests/helper/test_doctor.py
 EXTRA_DIST += tests/helper/test_doctor.py
+# One battery of protocol cases run against `mailoauth get` and the agent.
+TESTS += tests/helper/test_protocol_battery.py
+EXTRA_DIST += tests/helper/test_protocol_battery.py
 # Issue 9: short-lived tokens and the clamped margin, status without times;
 # kill -9 during refreshes; no core dumps.
 TESTS += tests/helper/test_margin.py tests/helper/test_crash.py tests/helper/test_coredump.py

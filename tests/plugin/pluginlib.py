@@ -65,8 +65,11 @@ class Scenario:
 
     def run(self, actions, authname="alice@example.com", user=None, interact=False,
             host="imap.example.com", remote="127.0.0.1;993", service="imap",
-            secflags=None, timeout=30, extra_args=()):
-        args = [DRIVER, "--log", LOG_FILE, "--service", service]
+            secflags=None, timeout=30, extra_args=(), driver=DRIVER, log_file=LOG_FILE,
+            as_user=None):
+        """as_user: (uid, gid) to run the driver as (the test runs as root);
+        log_file must then be writable by it."""
+        args = [driver, "--log", log_file, "--service", service]
         if interact:
             args.append("--interact")
         if authname is not None:
@@ -82,8 +85,11 @@ class Scenario:
         if interact:
             args += ["--pass", "unused"]
         args += list(extra_args) + list(actions)
+        ids = {}
+        if as_user is not None:
+            ids = {"user": as_user[0], "group": as_user[1], "extra_groups": []}
         p = subprocess.run(args, env=self.env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=timeout)
+                           stderr=subprocess.PIPE, timeout=timeout, **ids)
         if p.returncode != 0:
             raise AssertionError("sasl-driver failed (%d): %s" % (
                 p.returncode, p.stderr.decode(errors="replace")))

@@ -14,10 +14,20 @@
 //     --local IP;PORT --remote IP;PORT
 //     --secflags N          sasl_security_properties_t.security_flags
 //     --log FILE            append every log message to FILE
+//     --plugin-dir DIR      where libsasl2 looks for plugins (SASL_CB_GETPATH),
+//                           as a setuid/setgid program must: libsasl2 ignores
+//                           SASL_PATH there
+//     --sigchld ignore|reap the host's SIGCHLD: ignored (children reaped by
+//                           the kernel) or a handler that reaps every child;
+//                           each result then counts the children it reaped
 //   ACTION: start:MECHLIST | step:HEX | dispose | sleep:MS | listmech
 //           | as:NAME (the authname for the following connections)
 #include <sasl/sasl.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -38,6 +48,8 @@ struct Options {
     const char* remote = nullptr;
     unsigned secflags = 0;
     const char* log_path = nullptr;
+    const char* plugin_dir = nullptr;
+    const char* sigchld = nullptr;
 };
 
 Options opt;
@@ -48,6 +60,21 @@ template <typename F>
 int (*as_cb(F* f))(void) {
     return reinterpret_cast<int (*)(void)>(reinterpret_cast<void (*)(void)>(f));
 }
+volatile sig_atomic_t g_reaped = 0;
+
+// What a program with its own child handling does (Postfix's master, many
+// daemons): reap whatever exited, before anyone else can ask for it.
+void reap_children(int) {
+    int saved = errno;
+    while (waitpid(-1, nullptr, WNOHANG) > 0) g_reaped = g_reaped + 1;
+    errno = saved;
+}
+
+int getpath_cb(void*, const char** path) {
+    *path = opt.plugin_dir;
+    return SASL_OK;
+}
+
 std::vector<std::string> g_logs;  // messages logged during the current action
 std::vector<unsigned long> g_prompts;
 
@@ -154,7 +181,9 @@ void emit(const std::string& action, int rc, sasl_conn_t* conn, const char* out,
     for (std::size_t i = 0; i < g_prompts.size(); ++i) s += (i ? "," : "") + std::to_string(g_prompts[i]);
     s += "],\"logs\":[";
     for (std::size_t i = 0; i < g_logs.size(); ++i) s += (i ? "," : "") + json_str(g_logs[i]);
-    s += "]}";
+    s += "]";
+    if (opt.sigchld) s += ",\"reaped\":" + std::to_string(static_cast<int>(g_reaped));
+    s += "}";
     std::printf("%s\n", s.c_str());
     std::fflush(stdout);
     g_logs.clear();
@@ -180,13 +209,30 @@ int main(int argc, char** argv) {
         else if (a == "--remote") opt.remote = v;
         else if (a == "--secflags") opt.secflags = static_cast<unsigned>(std::strtoul(v, nullptr, 0));
         else if (a == "--log") opt.log_path = v;
+        else if (a == "--plugin-dir") opt.plugin_dir = v;
+        else if (a == "--sigchld") opt.sigchld = v;
         else { std::fprintf(stderr, "unknown option %s\n", a.c_str()); return 2; }
     }
 
-    static sasl_callback_t global_cbs[] = {
-        {SASL_CB_LOG, as_cb(&log_cb), nullptr},
-        {SASL_CB_LIST_END, nullptr, nullptr},
-    };
+    if (opt.sigchld) {
+        struct sigaction sa;
+        std::memset(&sa, 0, sizeof sa);
+        sigemptyset(&sa.sa_mask);
+        if (std::strcmp(opt.sigchld, "ignore") == 0) {
+            sa.sa_handler = SIG_IGN;
+        } else if (std::strcmp(opt.sigchld, "reap") == 0) {
+            sa.sa_handler = &reap_children;
+            sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+        } else {
+            std::fprintf(stderr, "--sigchld takes ignore or reap\n");
+            return 2;
+        }
+        sigaction(SIGCHLD, &sa, nullptr);
+    }
+    std::vector<sasl_callback_t> global_cbs;
+    global_cbs.push_back({SASL_CB_LOG, as_cb(&log_cb), nullptr});
+    if (opt.plugin_dir) global_cbs.push_back({SASL_CB_GETPATH, as_cb(&getpath_cb), nullptr});
+    global_cbs.push_back({SASL_CB_LIST_END, nullptr, nullptr});
     std::vector<sasl_callback_t> cbs;
     cbs.push_back({SASL_CB_LOG, as_cb(&log_cb), nullptr});
     if (opt.interact) {
@@ -200,7 +246,7 @@ int main(int argc, char** argv) {
     }
     cbs.push_back({SASL_CB_LIST_END, nullptr, nullptr});
 
-    int rc = sasl_client_init(global_cbs);
+    int rc = sasl_client_init(global_cbs.data());
     emit("init", rc, nullptr, nullptr, 0, nullptr);
     if (rc != SASL_OK) return 1;
 

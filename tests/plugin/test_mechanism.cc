@@ -4,6 +4,7 @@
 // token source: no libsasl2, no helper process.  Checks what the
 // application sees (SASL codes, bytes, prompts, sasl_errdetail, log lines)
 // and that no exception or token gets out.
+#include "plugin/agent_source.h"
 #include "plugin/mechanism.h"
 #include "tests/plugin/fake_sasl_utils.h"
 
@@ -12,9 +13,11 @@
 #include <sasl/sasl.h>
 #include <sasl/saslplug.h>
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -130,6 +133,7 @@ class MechanismTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(test_broken_config_fails_connection_not_init);
     CPPUNIT_TEST(test_canon_user_failure_is_passed_on);
     CPPUNIT_TEST(test_no_token_in_logs_or_errors);
+    CPPUNIT_TEST(test_agent_source_trusts_only_known_uids);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -364,8 +368,10 @@ public:
         CPPUNIT_ASSERT_EQUAL(std::size_t(2), source_->requests.size());
         const TokenRequest& again = source_->requests[1];
         CPPUNIT_ASSERT(again.force_refresh);
-        const std::string t1(kToken1);
-        CPPUNIT_ASSERT_EQUAL(t1.substr(t1.size() - 16), again.rejected_tail);
+        // Named by a hash, never by characters of the token.
+        CPPUNIT_ASSERT_EQUAL(mailoauth::protocol::token_id(kToken1), again.rejected);
+        CPPUNIT_ASSERT_EQUAL(std::size_t(16), again.rejected.size());
+        CPPUNIT_ASSERT(std::string(kToken1).find(again.rejected) == std::string::npos);
         const std::string logs = utils_->all_logs();
         CPPUNIT_ASSERT(logs.find("status 401") != std::string::npos);
         CPPUNIT_ASSERT(logs.find("scope https://outlook.office.com/IMAP.AccessAsUser.All") != std::string::npos);
@@ -614,6 +620,41 @@ private:
     void* conn_ = nullptr;
     sasl_client_params_t* params_ = nullptr;
     sasl_out_params_t oparams_{};
+
+    // Root, agent_user, the user "mailoauth" when it exists, our own euid:
+    // nothing else, and never "anyone" (tests/plugin/test_agent_trust.py
+    // shows it against real listeners).
+    void test_agent_source_trusts_only_known_uids() {
+        using mailoauth::plugin::AgentSource;
+        std::vector<uid_t> want = {0};
+        auto add = [&](uid_t u) {
+            if (std::find(want.begin(), want.end(), u) == want.end()) want.push_back(u);
+        };
+        if (const struct passwd* pw = getpwnam("mailoauth")) add(pw->pw_uid);
+        AgentSource plain("@mailoauth-agent", "", 5, "mailoauth.conf");
+        CPPUNIT_ASSERT_EQUAL(std::string(), plain.setup_error());
+        CPPUNIT_ASSERT(plain.trusted(geteuid()));
+        CPPUNIT_ASSERT(plain.trusted(0));
+        const uid_t stranger = 65532;
+        if (stranger != geteuid() && std::find(want.begin(), want.end(), stranger) == want.end())
+            CPPUNIT_ASSERT(!plain.trusted(stranger));
+        std::vector<uid_t> got = plain.trusted_uids();
+        std::sort(got.begin(), got.end());
+        std::sort(want.begin(), want.end());
+        CPPUNIT_ASSERT(got == want);
+
+        AgentSource named("@mailoauth-agent", "54321", 5, "mailoauth.conf");
+        got = named.trusted_uids();
+        CPPUNIT_ASSERT_EQUAL(want.size() + 1, got.size());
+        CPPUNIT_ASSERT(std::find(got.begin(), got.end(), uid_t(54321)) != got.end());
+        CPPUNIT_ASSERT(named.trusted(54321));
+
+        AgentSource unknown("@mailoauth-agent", "no-such-user-for-mailoauth", 5, "mailoauth.conf");
+        CPPUNIT_ASSERT(unknown.setup_error().find("is not a user on this system") != std::string::npos);
+        AgentSource badname("mailoauth-agent", "", 5, "mailoauth.conf");
+        CPPUNIT_ASSERT(badname.setup_error().find("mailoauth.conf: agent_socket: socket 'mailoauth-agent' must be @NAME") !=
+                       std::string::npos);
+    }
 };
 
 CPPUNIT_TEST_SUITE_REGISTRATION(MechanismTest);

@@ -6,6 +6,7 @@ misbehave, configuration errors, and no token in any log line.
 
 Every exchange runs twice: with callbacks (Postfix) and with SASL_INTERACT
 prompts answered by the program (mbsync)."""
+import hashlib
 import json
 import os
 import re
@@ -161,7 +162,9 @@ class Exchange(Base):
         # next attempt may be another process); the request names it.
         req1, req2 = self.requests(s)
         self.assertNotIn("force_refresh", req1)
-        self.assertIn("mechanism=XOAUTH2\nforce_refresh=1\nrejected=" + first[-16:] + "\n\n", req2)
+        # Named by the first 8 bytes of its SHA-256, never by its characters.
+        self.assertIn("mechanism=XOAUTH2\nforce_refresh=1\nrejected=" +
+                      hashlib.sha256(first.encode()).hexdigest()[:16] + "\n\n", req2)
         self.assertIn("new token", " ".join(reply["logs"]))
         self.assertNotEqual(first, second)
         self.assertEqual(again["bytes"], xoauth2("alice@example.com", second))
@@ -388,6 +391,76 @@ class FakeHelpersInteract(FakeHelpers):
     interact = True
 
 
+class ReapingHost(Base):
+    """A host that ignores SIGCHLD or reaps children in its own handler
+    takes the helper's exit status before the plugin can read it; the
+    reply's status=N (as `mailoauth get` sends) then carries it, so "try
+    again later" stays SASL_TRYAGAIN and 77/78 keep their advice."""
+
+    def start(self, mode, helper_name, fake):
+        s = self.scenario(helper_name=helper_name, fake=fake)
+        [r] = self.run_driver(s, ["start:XOAUTH2"], extra_args=["--sigchld", mode])
+        if mode == "reap":
+            # The premise: the host's handler took the helper.
+            self.assertGreaterEqual(r["reaped"], 1, r)
+        return r
+
+    def test_status_75_is_try_again(self):
+        for mode in ("ignore", "reap"):
+            r = self.start(mode, "fail", {"EXIT": 75, "STATUS": 75, "ERROR": "temporarily_unavailable",
+                                          "DESC": "login.microsoftonline.com: timeout"})
+            self.assertEqual(r["rc"], "SASL_TRYAGAIN", (mode, r))
+            self.assertIn("temporary failure", r["detail"])
+            self.assertIn("login.microsoftonline.com: timeout", r["detail"])
+
+    def test_status_77_keeps_login_advice(self):
+        for mode in ("ignore", "reap"):
+            r = self.start(mode, "fail", {"EXIT": 77, "STATUS": 77,
+                                          "DESC": "AADSTS700082: the refresh token has expired"})
+            self.assertEqual(r["rc"], "SASL_FAIL", (mode, r))
+            self.assertIn("AADSTS700082: the refresh token has expired", r["detail"])
+            self.assertIn("mailoauth login alice@example.com", r["detail"])
+
+    def test_status_78_keeps_configuration_advice(self):
+        for mode in ("ignore", "reap"):
+            r = self.start(mode, "fail", {"EXIT": 78, "STATUS": 78, "ERROR": "config",
+                                          "DESC": "no client_id for account alice@example.com"})
+            self.assertEqual(r["rc"], "SASL_FAIL", (mode, r))
+            self.assertIn("no client_id for account alice@example.com", r["detail"])
+
+    def test_nothing_or_garbage_is_named_as_such(self):
+        for mode in ("ignore", "reap"):
+            r = self.start(mode, "silent", {})
+            self.assertIn("printed no reply", r["detail"])
+            r = self.start(mode, "garbage", {})
+            self.assertIn("malformed reply", r["detail"])
+
+    def test_token_still_served(self):
+        for mode in ("ignore", "reap"):
+            for fake in ({"STATUS": 0}, {}):  # `mailoauth get`, and an older helper without status
+                r = self.start(mode, "ok", fake)
+                self.assertEqual(r["rc"], "SASL_CONTINUE", (mode, fake, r))
+
+    def test_without_status_the_loss_is_named(self):
+        # The premise of the cases above: with SIGCHLD ignored the exit
+        # status is really gone, and a failure reply without status is not
+        # mistaken for success.
+        r = self.start("ignore", "fail", {"EXIT": 75, "DESC": "timeout"})
+        self.assertEqual(r["rc"], "SASL_FAIL", r)
+        self.assertIn("the exit status of the token helper %s was lost" % helper("fail"), r["detail"])
+        self.assertIn("timeout", r["detail"])
+
+    def test_exit_status_wins_over_reply_status(self):
+        # Both known and different: the exit status is the helper's last
+        # word (mailoauth-plugin(8)).
+        s = self.scenario(helper_name="fail", fake={"EXIT": 75, "STATUS": 0})
+        [r] = self.run_driver(s, ["start:XOAUTH2"])
+        self.assertEqual(r["rc"], "SASL_TRYAGAIN", r)
+        s = self.scenario(fake={"STATUS": 75})
+        [r] = self.run_driver(s, ["start:XOAUTH2"])
+        self.assertEqual(r["rc"], "SASL_CONTINUE", r)
+
+
 class Configuration(Base):
     def check_broken(self, s, *needles):
         res = self.run_driver(s, ["listmech", "start:XOAUTH2", "start:OAUTHBEARER"])
@@ -443,9 +516,13 @@ class Selection(Base):
         os.mkdir(mods)
         libdir = os.popen("pkg-config --variable=libdir libsasl2").read().strip()
         debian = os.path.join(libdir, "sasl2")
+        # The system's own modules, but none that registers XOAUTH2: an
+        # installed mailoauth (the Debian package) or a rival would stand
+        # in for the build under test, or collide with its link.
+        not_theirs = {"libmailoauth.so", "libxoauth2.so", "libsasl-xoauth2.so"}
         if os.path.isdir(debian):
             for name in os.listdir(debian):
-                if name.endswith(".so"):
+                if name.endswith(".so") and name not in not_theirs:
                     os.symlink(os.path.join(debian, name), os.path.join(mods, name))
         os.symlink(os.path.join(PLUGIN_DIR, "libmailoauth.so"), os.path.join(mods, "libmailoauth.so"))
         s.env["SASL_PATH"] = mods

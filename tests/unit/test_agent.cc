@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/protocol.h"
 #include "tokenhelper/agent.h"
 #include "tokenhelper/peercred.h"
 
@@ -325,11 +326,11 @@ public:
         TokenBroker b(hooks());
         b.get("alice", false);                       // token-1 cached
         // The refused token is not the cached one: it was replaced already.
-        Outcome o = b.get("alice", true, "old-token-tail-xyz");
+        Outcome o = b.get("alice", true, protocol::token_id("token-0-0123456789"));
         CPPUNIT_ASSERT_EQUAL(std::string("token-1-0123456789"), o.access_token.reveal());
         CPPUNIT_ASSERT_EQUAL(1, fetches_.load());
-        // The refused token is the cached one: refresh.
-        o = b.get("alice", true, "1-0123456789");
+        // The refused token is the cached one (named by its hash): refresh.
+        o = b.get("alice", true, protocol::token_id("token-1-0123456789"));
         CPPUNIT_ASSERT_EQUAL(std::string("token-2-0123456789"), o.access_token.reveal());
         CPPUNIT_ASSERT_EQUAL(2, fetches_.load());
     }
