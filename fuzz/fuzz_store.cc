@@ -33,6 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!mailoauth::parse_record(again, rec2, err)) std::abort();
     if (rec2.account != rec.account || rec2.refresh_token != rec.refresh_token ||
         rec2.access_token != rec.access_token || rec2.access_expires_at != rec.access_expires_at ||
+        rec2.access_lifetime != rec.access_lifetime ||
         rec2.scope != rec.scope || rec2.last_error != rec.last_error ||
         rec2.allow_insecure_http != rec.allow_insecure_http)
         std::abort();

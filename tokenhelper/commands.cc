@@ -307,6 +307,7 @@ int cmd_login(const Parsed& p, const Environment& env, HttpClient& http) {
     rec.access_token = r.tokens.access_token;
     std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
     rec.access_expires_at = now + r.tokens.expires_in;
+    rec.access_lifetime = r.tokens.expires_in;
     rec.refresh_obtained_at = now;
     rec.created_at = have_old && old.created_at > 0 ? old.created_at : now;
     Store::Lock lock;
@@ -422,6 +423,14 @@ int cmd_get(const Parsed& p, const Environment& env, HttpClient& http) {
     return reply(m, kExitOk);
 }
 
+// A stored time for status: "2026-11-23 17:00:00 UTC (in 59 min)", or
+// "at an unknown time" when the record holds none (0: written by an older
+// version or by hand), rather than the epoch and its age.
+std::string when(std::int64_t t, std::int64_t now) {
+    if (t <= 0) return "at an unknown time";
+    return format_utc(t) + " (" + format_interval(t - now) + ")";
+}
+
 int cmd_status(const Parsed& p, const Environment& env) {
     if (p.positional.size() > 1) return usage_error("usage: mailoauth status [ACCOUNT] [--json]");
     Store store(env.store_dir);
@@ -465,7 +474,7 @@ int cmd_status(const Parsed& p, const Environment& env) {
                               .str("client_id", r.client_id)
                               .str("scope", r.scope)
                               .num("access_token_expires_at", r.access_expires_at)
-                              .flag("access_token_valid", !r.access_token.empty() && r.access_expires_at - margin > now)
+                              .flag("access_token_valid", access_token_fresh(r, now, margin))
                               .num("refresh_token_obtained_at", r.refresh_obtained_at)
                               .num("refresh_token_age_seconds",
                                    r.refresh_obtained_at > 0 ? now - r.refresh_obtained_at : 0)
@@ -478,11 +487,13 @@ int cmd_status(const Parsed& p, const Environment& env) {
             std::printf("  user:           %s\n", r.user.c_str());
             std::printf("  authority:      %s\n", r.authority.c_str());
             std::printf("  client id:      %s\n", r.client_id.c_str());
-            std::printf("  access token:   %s %s (%s)\n",
-                        r.access_expires_at - margin > now ? "valid until" : "expired or due for refresh at",
-                        format_utc(r.access_expires_at).c_str(), format_interval(r.access_expires_at - now).c_str());
-            std::printf("  refresh token:  obtained %s (%s)\n", format_utc(r.refresh_obtained_at).c_str(),
-                        format_interval(r.refresh_obtained_at - now).c_str());
+            if (r.access_token.empty() || r.access_expires_at <= 0)
+                std::printf("  access token:   none yet (one is fetched at the next use)\n");
+            else
+                std::printf("  access token:   %s %s\n",
+                            access_token_fresh(r, now, margin) ? "valid until" : "expired or due for refresh at",
+                            when(r.access_expires_at, now).c_str());
+            std::printf("  refresh token:  obtained %s\n", when(r.refresh_obtained_at, now).c_str());
             if (r.last_error.empty()) std::printf("  last error:     none\n");
             else std::printf("  last error:     %s: %s\n", format_utc(r.last_error_at).c_str(), r.last_error.c_str());
         }

@@ -1,9 +1,13 @@
 // mailoauth: OAuth2 tokens for mail programs (see mailoauth(1)).
+#include <cerrno>
 #include <clocale>
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <cstring>
 #include <string>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <vector>
 
@@ -11,7 +15,34 @@
 #include "tokenhelper/errors.h"
 #include "tokenhelper/http_module.h"
 
+namespace {
+
+// The refresh token opens a mailbox for 90 days: nothing this program holds
+// may end up in a core file (SIGQUIT, a crash) or be read by another
+// process of the same user (ptrace, /proc/PID/mem, /proc/PID/environ).
+// Done first, before the arguments are parsed, for every verb (help and
+// version too): then no path can load a secret before it, and it costs two
+// system calls.  The hard core limit goes to 0 as well, so nothing later
+// can raise it.  Not being dumpable makes /proc/PID/* root's; this program
+// reads only /proc/self, which stays its own.
+bool disable_core_dumps() {
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0) return false;
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+    if (!disable_core_dumps()) {
+        // Only a sandbox that forbids these calls gets here: refuse rather
+        // than hold tokens that a core file could keep.
+        std::fprintf(stderr,
+                     "mailoauth: cannot turn off core dumps (%s); refusing to handle tokens: "
+                     "allow prctl(PR_SET_DUMPABLE) and setrlimit(RLIMIT_CORE) for this program\n",
+                     std::strerror(errno));
+        return mailoauth::kExitConfig;
+    }
     // Everything this program creates holds or guards a secret.
     umask(077);
     std::setlocale(LC_ALL, "");

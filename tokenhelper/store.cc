@@ -31,6 +31,8 @@ namespace mailoauth {
 namespace testing {
 ssize_t (*store_write_hook)(int fd, const void* buf, std::size_t n) = nullptr;
 int (*store_before_rename_hook)(const char* tmp_path) = nullptr;
+bool store_use_tmpfile = true;
+bool store_link_via_proc = false;
 }  // namespace testing
 
 namespace {
@@ -38,9 +40,6 @@ namespace {
 constexpr const char* kFormat = "mailoauth-store-1";
 constexpr const char* kLockSuffix = ".lock";
 constexpr const char* kTmpInfix = ".tmp.";
-// A temp file older than this is debris of a crashed save, not a save in
-// progress, and is removed by the next save of the same account.
-constexpr time_t kStaleTempSeconds = 600;
 constexpr const char* kDiskFull = "disk full: the previous tokens are kept";
 
 std::string errno_text(int e) { return std::strerror(e); }
@@ -166,10 +165,46 @@ bool valid_integer(const std::string& v, std::int64_t& out) {
 }
 
 std::string temp_prefix(const std::string& account) { return "." + account + kTmpInfix; }
+constexpr std::size_t kTempSuffixLen = 6;
 
-// Removes temp files of account older than max_age seconds (all of them when
-// max_age is 0).  Best effort.
-void remove_temp_files(int dfd, const std::string& account, time_t max_age) {
+// The account whose temp file name is: ".ACCOUNT.tmp.XXXXXX", else empty.
+// Parsed from the end, so an account name that itself contains ".tmp." is
+// still read right.
+std::string temp_file_account(const std::string& name) {
+    const std::size_t infix = std::strlen(kTmpInfix);
+    if (name.size() < 1 + infix + kTempSuffixLen + 1 || name[0] != '.') return std::string();
+    const std::size_t at = name.size() - kTempSuffixLen - infix;
+    if (name.compare(at, infix, kTmpInfix) != 0) return std::string();
+    std::string account = name.substr(1, at - 1);
+    return valid_account_name(account) ? account : std::string();
+}
+
+// A new temp file name for account.  Not a secret and need not be
+// unpredictable: the directory is ours alone, and every use of the name
+// fails on an existing entry (O_EXCL, linkat) and is retried with another.
+std::string new_temp_name(const std::string& account) {
+    static const char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static std::uint64_t counter = 0;
+    struct timespec ts;
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    std::uint64_t x = static_cast<std::uint64_t>(ts.tv_nsec) ^ (static_cast<std::uint64_t>(ts.tv_sec) << 30) ^
+                      (static_cast<std::uint64_t>(::getpid()) << 40) ^ (++counter * 0x9E3779B97F4A7C15ull);
+    x ^= x >> 29;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 32;
+    std::string name = temp_prefix(account);
+    for (std::size_t i = 0; i < kTempSuffixLen; ++i) {
+        name += kChars[x % 62];
+        x /= 62;
+    }
+    return name;
+}
+
+// Removes the temp files of account (all of them).  Only for a caller that
+// holds the account's lock: every save runs under it, so no save of this
+// account is in progress and any temp file is debris of a crash.  Best
+// effort.
+void remove_temp_files(int dfd, const std::string& account) {
     int dup = ::fcntl(dfd, F_DUPFD_CLOEXEC, 0);
     if (dup < 0) return;
     DIR* d = ::fdopendir(dup);
@@ -177,21 +212,193 @@ void remove_temp_files(int dfd, const std::string& account, time_t max_age) {
         ::close(dup);
         return;
     }
-    std::string prefix = temp_prefix(account);
-    time_t now = ::time(nullptr);
+    // The duplicate shares its position with dfd, which an earlier scan
+    // left at the end.
+    ::rewinddir(d);
     std::vector<std::string> doomed;
     while (struct dirent* de = ::readdir(d)) {
         std::string name = de->d_name;
-        if (name.compare(0, prefix.size(), prefix) != 0) continue;
-        if (name.size() != prefix.size() + 6) continue;  // the mkstemp suffix
+        if (temp_file_account(name) != account) continue;
         struct stat st;
         if (::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
         if (!S_ISREG(st.st_mode)) continue;
-        if (max_age > 0 && now - st.st_mtime < max_age) continue;
         doomed.push_back(name);
     }
     ::closedir(d);
     for (const auto& name : doomed) ::unlinkat(dfd, name.c_str(), 0);
+}
+
+enum class TryLock { Locked, Busy, Replaced, Error };
+
+// One attempt at the exclusive lock on NAME (ACCOUNT.lock) in dfd, without
+// waiting.  Replaced: we locked an inode that remove() had unlinked
+// meanwhile; try again with the new file.
+TryLock try_lock_once(int dfd, const std::string& name, const std::string& path, Fd& out, std::string& err) {
+    int fd = ::openat(dfd, name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ELOOP)
+            err = "lock file " + path + " is a symlink, refused";
+        else
+            err = "cannot open lock file " + path + ": " + (is_disk_full(e) ? std::string("disk full") : errno_text(e));
+        return TryLock::Error;
+    }
+    Fd file(fd);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+        err = "cannot stat lock file " + path + ": " + errno_text(errno);
+        return TryLock::Error;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+        err = "lock file " + path + " is not a regular file of yours, refused";
+        return TryLock::Error;
+    }
+    for (;;) {
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0) break;
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e == EWOULDBLOCK) return TryLock::Busy;
+        err = "cannot lock " + path + ": " + errno_text(e);
+        return TryLock::Error;
+    }
+    // The lock only counts if the inode is still the lock file.
+    struct stat now;
+    if (::fstatat(dfd, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_ino != st.st_ino ||
+        now.st_dev != st.st_dev)
+        return TryLock::Replaced;
+    out.reset(file.release());
+    return TryLock::Locked;
+}
+
+// Removes what crashed saves left behind: a process killed between writing
+// its temp file and renaming it leaves a complete record, tokens included,
+// under a temp name.  A temp file is debris once nobody holds its account's
+// lock (every save runs under it); one whose account is locked may be a
+// save in progress and is left to that save, which removes its account's
+// temp files when it is done.  Best effort: a failure only leaves the file
+// for the next time.
+void remove_abandoned_temp_files(int dfd, const std::string& dir) {
+    int dup = ::fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) return;
+    DIR* d = ::fdopendir(dup);
+    if (!d) {
+        ::close(dup);
+        return;
+    }
+    // The duplicate shares its position with dfd, which an earlier scan
+    // left at the end.
+    ::rewinddir(d);
+    std::vector<std::string> accounts;
+    while (struct dirent* de = ::readdir(d)) {
+        std::string account = temp_file_account(de->d_name);
+        if (!account.empty()) accounts.push_back(std::move(account));
+    }
+    ::closedir(d);
+    std::sort(accounts.begin(), accounts.end());
+    accounts.erase(std::unique(accounts.begin(), accounts.end()), accounts.end());
+    for (const auto& account : accounts) {
+        const std::string lock_name = account + kLockSuffix;
+        Fd lock;
+        std::string ignored;
+        if (try_lock_once(dfd, lock_name, dir + "/" + lock_name, lock, ignored) == TryLock::Locked)
+            remove_temp_files(dfd, account);
+    }
+}
+
+// mkdir -p, one component at a time relative to its parent's descriptor.
+// Every directory created gets 0700 whatever the umask, set through its own
+// descriptor (opened O_NOFOLLOW), so a name swapped for a symlink meanwhile
+// is never chmod'ed.  Components that exist are followed as mkdir -p does;
+// the store directory itself is checked afterwards.
+bool make_dirs(const std::string& dir, std::string& err) {
+    Fd cur(::open(dir[0] == '/' ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (cur.get() < 0) {
+        err = "cannot open " + std::string(dir[0] == '/' ? "/" : "the current directory") + ": " + errno_text(errno);
+        return false;
+    }
+    std::string sofar = dir[0] == '/' ? "" : ".";
+    std::size_t pos = 0;
+    while (pos < dir.size()) {
+        std::size_t end = dir.find('/', pos);
+        if (end == std::string::npos) end = dir.size();
+        std::string comp = dir.substr(pos, end - pos);
+        pos = end + 1;
+        if (comp.empty() || comp == ".") continue;
+        sofar += "/" + comp;
+        bool created = false;
+        if (::mkdirat(cur.get(), comp.c_str(), 0700) == 0) {
+            created = true;
+        } else if (errno != EEXIST) {
+            err = "cannot create store directory " + sofar + ": " + errno_text(errno);
+            return false;
+        }
+        int fd = ::openat(cur.get(), comp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | (created ? O_NOFOLLOW : 0));
+        if (fd < 0) {
+            if (!created) return true;  // not a directory: the checks that follow say what is wrong
+            err = "cannot open the new directory " + sofar + ": " + errno_text(errno);
+            return false;
+        }
+        cur.reset(fd);
+        if (created && ::fchmod(fd, 0700) != 0) {
+            err = "cannot set mode 0700 on " + sofar + ": " + errno_text(errno);
+            return false;
+        }
+    }
+    return true;
+}
+
+// Mode, contents and sync of a new record file.  Returns 0, or errno with
+// what names the step that failed.
+int fill_file(int fd, const std::string& text, const char*& what) {
+    if (::fchmod(fd, 0600) != 0) {
+        what = "cannot set mode 0600 on a temporary file";
+        return errno;
+    }
+    if (int e = write_all(fd, text)) {
+        what = "cannot write a temporary file";
+        return e;
+    }
+    if (int e = fsync_retry(fd)) {
+        what = "cannot sync a temporary file";
+        return e;
+    }
+    return 0;
+}
+
+// Opens an anonymous file (O_TMPFILE) in dfd for writing.  Returns the
+// descriptor, or -1 with errno; EOPNOTSUPP when the file system or kernel
+// cannot (older kernels answer EISDIR, as for O_DIRECTORY|O_WRONLY).
+int open_anonymous(int dfd) {
+#ifdef O_TMPFILE
+    if (!testing::store_use_tmpfile) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    int fd = ::openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0 && (errno == EISDIR || errno == EINVAL || errno == ENOTSUP)) errno = EOPNOTSUPP;
+    return fd;
+#else
+    (void)dfd;
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
+}
+
+// Gives the anonymous file fd the name NAME in dfd.  linkat(AT_EMPTY_PATH)
+// needs CAP_DAC_READ_SEARCH before Linux 6.10; without it the link goes
+// through /proc/self/fd, which works in a non-dumpable process too (the
+// descriptor is our own).  Returns 0 or errno;
+// EOPNOTSUPP when neither way exists (no /proc, e.g. in a chroot).
+int link_anonymous(int fd, int dfd, const std::string& name) {
+    if (!testing::store_link_via_proc) {
+        if (::linkat(fd, "", dfd, name.c_str(), AT_EMPTY_PATH) == 0) return 0;
+        if (errno == EEXIST) return EEXIST;
+    }
+    char proc[64];
+    std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (::linkat(AT_FDCWD, proc, dfd, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
+    int e = errno;
+    return (e == ENOENT || e == ENOTDIR || e == EPERM || e == EACCES) ? EOPNOTSUPP : e;
 }
 
 void append_field(std::string& s, const char* key, const std::string& value) {
@@ -230,7 +437,8 @@ bool validate_for_save(const AccountRecord& rec, std::string& err) {
         err = "cannot save account '" + rec.account + "': authority, client_id and refresh_token are required";
         return false;
     }
-    if (rec.access_expires_at < 0 || rec.refresh_obtained_at < 0 || rec.created_at < 0 || rec.last_error_at < 0) {
+    if (rec.access_expires_at < 0 || rec.access_lifetime < 0 || rec.refresh_obtained_at < 0 || rec.created_at < 0 ||
+        rec.last_error_at < 0) {
         err = "cannot save account '" + rec.account + "': a time stamp is negative";
         return false;
     }
@@ -270,25 +478,7 @@ bool Store::open(bool create, std::string& err) {
         err = "no store directory: set MAILOAUTH_STORE or use --store DIR";
         return false;
     }
-    if (create) {
-        // mkdir -p: every directory we create gets 0700, whatever the umask.
-        std::size_t pos = 0;
-        while (pos != std::string::npos) {
-            pos = dir_.find('/', pos + 1);
-            std::string part = dir_.substr(0, pos);
-            while (part.size() > 1 && part.back() == '/') part.pop_back();
-            if (part.empty() || part == "/") continue;
-            if (::mkdir(part.c_str(), 0700) == 0) {
-                if (::chmod(part.c_str(), 0700) != 0) {
-                    err = "cannot set mode 0700 on " + part + ": " + errno_text(errno);
-                    return false;
-                }
-            } else if (errno != EEXIST) {
-                err = "cannot create store directory " + part + ": " + errno_text(errno);
-                return false;
-            }
-        }
-    }
+    if (create && !make_dirs(dir_, err)) return false;
     struct stat st;
     if (::lstat(dir_.c_str(), &st) != 0) {
         int e = errno;
@@ -300,7 +490,9 @@ bool Store::open(bool create, std::string& err) {
     }
     if (!check_dir_stat(dir_, st, err)) return false;
     Fd dfd;
-    return open_dir(dir_, dfd, err) == DirOpen::Ok;
+    if (open_dir(dir_, dfd, err) != DirOpen::Ok) return false;
+    remove_abandoned_temp_files(dfd.get(), dir_);
+    return true;
 }
 
 LoadStatus Store::load(const std::string& account, AccountRecord& out, std::string& err) const {
@@ -414,44 +606,69 @@ bool Store::save(const AccountRecord& rec, std::string& err) const {
         return false;
     }
 
-    std::string tmpl = dir_ + "/" + temp_prefix(rec.account) + "XXXXXX";
-    std::vector<char> tmp(tmpl.begin(), tmpl.end());
-    tmp.push_back('\0');
-    int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        wipe_string(text);
-        err = prefix + (is_disk_full(e) ? std::string(kDiskFull) : "cannot create a temporary file: " + errno_text(e) + kept);
-        return false;
-    }
-    const std::string tmp_path(tmp.data());
-    Fd file(fd);
-    // From here on every failure removes the temp file; the target is not
-    // touched until the rename, which replaces it in one step.
-    auto fail = [&](const std::string& what, int e) {
-        file.reset();
-        ::unlink(tmp_path.c_str());
+    // The record is written to an anonymous file (O_TMPFILE) that has no
+    // name until it is complete and synced: a crash while writing leaves
+    // nothing behind.  linkat cannot replace the record, so the finished
+    // file gets a temp name and is renamed over it; a crash between the two
+    // leaves a complete temp file, which the next Store::open() removes.
+    // Where O_TMPFILE is missing, a named temp file is written instead.
+    std::string tmp_name;
+    auto tmp_path = [&] { return dir_ + "/" + tmp_name; };
+    auto failed = [&](const std::string& what, int e) {
+        if (!tmp_name.empty()) ::unlinkat(dfd.get(), tmp_name.c_str(), 0);
         wipe_string(text);
         err = prefix + (is_disk_full(e) ? std::string(kDiskFull) : what + ": " + errno_text(e) + kept);
         return false;
     };
-    if (::fchmod(fd, 0600) != 0) return fail("cannot set mode 0600 on " + tmp_path, errno);
-    if (int e = write_all(fd, text)) return fail("cannot write " + tmp_path, e);
-    wipe_string(text);
-    if (int e = fsync_retry(fd)) return fail("cannot sync " + tmp_path, e);
-    if (::close(file.release()) != 0) return fail("cannot close " + tmp_path, errno);
-    if (testing::store_before_rename_hook) {
-        if (int e = testing::store_before_rename_hook(tmp_path.c_str())) return fail("cannot rename " + tmp_path, e);
+    const char* what = "";
+    Fd file(open_anonymous(dfd.get()));
+    if (file.get() >= 0) {
+        if (int e = fill_file(file.get(), text, what)) return failed(what, e);
+        int e = EEXIST;
+        for (int tries = 0; tries < 100 && e == EEXIST; ++tries) {
+            tmp_name = new_temp_name(rec.account);
+            e = link_anonymous(file.get(), dfd.get(), tmp_name);
+        }
+        if (e != 0) {
+            tmp_name.clear();
+            if (e != EOPNOTSUPP) return failed("cannot link the new record into " + dir_, e);
+            file.reset();  // no way to name it: write a named file below
+        }
+    } else if (errno != EOPNOTSUPP) {
+        return failed("cannot create a temporary file", errno);
     }
-    if (::rename(tmp_path.c_str(), path_of(rec.account).c_str()) != 0)
-        return fail("cannot rename " + tmp_path + " to " + path_of(rec.account), errno);
+    if (tmp_name.empty()) {
+        int fd = -1;
+        for (int tries = 0; tries < 100 && fd < 0; ++tries) {
+            tmp_name = new_temp_name(rec.account);
+            fd = ::openat(dfd.get(), tmp_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+                          0600);
+            if (fd < 0 && errno != EEXIST) break;
+        }
+        if (fd < 0) {
+            int e = errno;
+            tmp_name.clear();
+            return failed("cannot create a temporary file", e);
+        }
+        file.reset(fd);
+        if (int e = fill_file(fd, text, what)) return failed(what + (" " + tmp_path()), e);
+    }
+    wipe_string(text);
+    if (::close(file.release()) != 0) return failed("cannot close " + tmp_path(), errno);
+    if (testing::store_before_rename_hook) {
+        if (int e = testing::store_before_rename_hook(tmp_path().c_str()))
+            return failed("cannot rename " + tmp_path(), e);
+    }
+    if (::renameat(dfd.get(), tmp_name.c_str(), dfd.get(), rec.account.c_str()) != 0)
+        return failed("cannot rename " + tmp_path() + " to " + path_of(rec.account), errno);
     // The new record is in place; make the rename itself durable.
     if (int e = fsync_dir(dfd.get())) {
         err = "saved account '" + rec.account + "', but cannot sync the store directory " + dir_ + ": " +
               errno_text(e) + "; the new tokens may be lost in a crash";
         return false;
     }
-    remove_temp_files(dfd.get(), rec.account, kStaleTempSeconds);
+    // Debris of an earlier crashed save of this account (we hold its lock).
+    remove_temp_files(dfd.get(), rec.account);
     return true;
 }
 
@@ -470,7 +687,7 @@ bool Store::remove(const std::string& account, std::string& err) const {
         err = "cannot remove " + path_of(account) + ": " + errno_text(errno);
         return false;
     }
-    remove_temp_files(dfd.get(), account, 0);
+    remove_temp_files(dfd.get(), account);
     std::string lock = account + kLockSuffix;
     if (::unlinkat(dfd.get(), lock.c_str(), 0) != 0 && errno != ENOENT) {
         err = "cannot remove " + path_of(lock) + ": " + errno_text(errno);
@@ -554,60 +771,36 @@ bool Store::lock(const std::string& account, long timeout_ms, Lock& out, std::st
     };
     long sleep_ms = 10;
     for (;;) {
-        int fd = ::openat(dfd.get(), name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
-        if (fd < 0) {
-            int e = errno;
-            if (e == ELOOP)
-                err = "lock file " + path + " is a symlink, refused";
-            else
-                err = "cannot open lock file " + path + ": " + (is_disk_full(e) ? std::string("disk full") : errno_text(e));
-            return false;
-        }
-        Fd file(fd);
-        struct stat st;
-        if (::fstat(fd, &st) != 0) {
-            err = "cannot stat lock file " + path + ": " + errno_text(errno);
-            return false;
-        }
-        if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
-            err = "lock file " + path + " is not a regular file of yours, refused";
-            return false;
-        }
-        for (;;) {
-            if (::flock(fd, LOCK_EX | LOCK_NB) == 0) break;
-            int e = errno;
-            if (e == EINTR) continue;
-            if (e != EWOULDBLOCK) {
-                err = "cannot lock " + path + ": " + errno_text(e);
-                return false;
-            }
-            long left = timeout_ms - elapsed_ms();
-            if (left <= 0) {
-                char secs[32];
-                std::snprintf(secs, sizeof secs, "%.1f", static_cast<double>(timeout_ms) / 1000.0);
-                err = std::string("timed out after ") + secs + " s waiting for the lock on account '" + account +
-                      "' (" + path + "): another mailoauth is still refreshing it";
-                return false;
-            }
-            long nap = std::min(sleep_ms, left);
-            struct timespec ts = {nap / 1000, (nap % 1000) * 1000000L};
-            while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-            sleep_ms = std::min(sleep_ms * 2, 50L);
-        }
-        // We hold a lock on this inode; it only counts if the inode is still
-        // the lock file (remove() may have unlinked it while we waited).
-        struct stat now;
-        if (::fstatat(dfd.get(), name.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_ino == st.st_ino &&
-            now.st_dev == st.st_dev) {
+        Fd file;
+        switch (try_lock_once(dfd.get(), name, path, file, err)) {
+        case TryLock::Locked:
             out = Lock();
             out.fd_ = file.release();
             return true;
+        case TryLock::Error:
+            return false;
+        case TryLock::Replaced:
+            // remove() unlinked the file we locked: try again with the new one.
+            if (elapsed_ms() > timeout_ms) {
+                err = "timed out waiting for the lock on account '" + account + "'";
+                return false;
+            }
+            continue;
+        case TryLock::Busy:
+            break;
         }
-        if (elapsed_ms() > timeout_ms) {
-            err = "timed out waiting for the lock on account '" + account + "'";
+        long left = timeout_ms - elapsed_ms();
+        if (left <= 0) {
+            char secs[32];
+            std::snprintf(secs, sizeof secs, "%.1f", static_cast<double>(timeout_ms) / 1000.0);
+            err = std::string("timed out after ") + secs + " s waiting for the lock on account '" + account +
+                  "' (" + path + "): another mailoauth is still refreshing it";
             return false;
         }
-        // Try again with the new file.
+        long nap = std::min(sleep_ms, left);
+        struct timespec ts = {nap / 1000, (nap % 1000) * 1000000L};
+        while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+        sleep_ms = std::min(sleep_ms * 2, 50L);
     }
 }
 
@@ -633,6 +826,7 @@ std::string serialize_record(const AccountRecord& rec) {
     append_field(s, "refresh_token", rt);
     append_field(s, "access_token", at);
     append_field(s, "access_expires_at", std::to_string(rec.access_expires_at));
+    append_field(s, "access_lifetime", std::to_string(rec.access_lifetime));
     append_field(s, "refresh_obtained_at", std::to_string(rec.refresh_obtained_at));
     append_field(s, "created_at", std::to_string(rec.created_at));
     append_field(s, "last_error", rec.last_error);
@@ -706,6 +900,7 @@ bool parse_record(const std::string& text, AccountRecord& out, std::string& err)
     if (const std::string* v = m.get("access_token")) rec.access_token = Secret(*v);
     struct { const char* key; std::int64_t* dst; } ints[] = {
         {"access_expires_at", &rec.access_expires_at},
+        {"access_lifetime", &rec.access_lifetime},
         {"refresh_obtained_at", &rec.refresh_obtained_at},
         {"created_at", &rec.created_at},
         {"last_error_at", &rec.last_error_at},

@@ -2,10 +2,14 @@
 //
 // Files are 0600 in a 0700 directory owned by the caller; owner, mode and
 // type are checked on every read, and a looser mode, another owner or a
-// symlink is refused.  Writes go to a temp file in the same directory,
-// fsync, rename, fsync of the directory, so a crash or a full disk leaves
-// either the old or the new record, never a torn one.  Refresh is
-// single-flight across processes through a per-account lock file (flock).
+// symlink is refused.  Writes go to an anonymous file (O_TMPFILE) in the
+// same directory, fsync, a link to a temp name, rename over the record,
+// fsync of the directory, so a crash or a full disk leaves either the old or
+// the new record, never a torn one; the only file a crash can leave behind
+// (between link and rename) is removed by the next open().  All file
+// operations are relative to the checked directory's descriptor.  Refresh
+// is single-flight across processes through a per-account lock file
+// (flock); every save runs under it.
 #ifndef MAILOAUTH_TOKENHELPER_STORE_H
 #define MAILOAUTH_TOKENHELPER_STORE_H
 
@@ -31,6 +35,7 @@ struct AccountRecord {
     Secret refresh_token;
     Secret access_token;
     std::int64_t access_expires_at = 0;    // UTC epoch seconds
+    std::int64_t access_lifetime = 0;      // expires_in at issue; 0: unknown (older records)
     std::int64_t refresh_obtained_at = 0;  // when the refresh token was issued
     std::int64_t created_at = 0;           // first login
     std::string last_error;                // plain words, no secrets
@@ -60,7 +65,9 @@ public:
     const std::string& dir() const { return dir_; }
 
     // Creates the directory (0700, parents as needed) when create is set;
-    // then checks owner, mode and type.  Fills err with what to do.
+    // then checks owner, mode and type.  Fills err with what to do.  Then
+    // removes the temp files that crashed saves left (they hold complete
+    // records, tokens included) of every account whose lock is free.
     bool open(bool create, std::string& err);
 
     // NotFound when the account (or the store directory) does not exist.
@@ -68,7 +75,9 @@ public:
     // with no group or other permission bits; its record must name account.
     LoadStatus load(const std::string& account, AccountRecord& out, std::string& err) const;
     // Atomic and durable: on any failure (disk full included) the previous
-    // file is left as it was and no temp file remains.
+    // file is left as it was and no temp file remains.  The caller holds the
+    // account's lock(): a save removes the account's leftover temp files,
+    // and open() takes a temp file whose account is unlocked for debris.
     bool save(const AccountRecord& rec, std::string& err) const;
     // Deletes the record, its lock file and any temp files left by a crash.
     // Succeeds when the account was not there.  Callers that may race with a
@@ -108,9 +117,16 @@ namespace mailoauth::testing {
 // Replaces write(2) while save() writes the temp file (inject ENOSPC, short
 // writes, EINTR).
 extern ssize_t (*store_write_hook)(int fd, const void* buf, std::size_t n);
-// Called after the temp file is written and synced, just before the rename:
-// return 0 to go on, an errno value to fail, or _exit() to simulate a crash.
+// Called after the record is written, synced and linked under its temp
+// name, just before the rename over the record: return 0 to go on, an errno
+// value to fail, or _exit() to simulate a crash.
 extern int (*store_before_rename_hook)(const char* tmp_path);
+// false: save() writes named temp files, as on a file system without
+// O_TMPFILE.
+extern bool store_use_tmpfile;
+// true: save() names its O_TMPFILE file only through /proc/self/fd, as on a
+// kernel where linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH (before 6.10).
+extern bool store_link_via_proc;
 }  // namespace mailoauth::testing
 
 #endif

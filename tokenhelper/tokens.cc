@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "common/margin.h"
 #include "common/protocol.h"
 #include "common/secret.h"
 #include "tokenhelper/errors.h"
@@ -14,9 +15,7 @@ namespace {
 
 std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-bool fresh(const AccountRecord& r, std::int64_t now, long margin) {
-    return !r.access_token.empty() && r.access_expires_at - margin > now;
-}
+bool fresh(const AccountRecord& r, std::int64_t now, long margin) { return access_token_fresh(r, now, margin); }
 
 TokenResult not_logged_in(const std::string& account, const std::string& dir) {
     TokenResult t;
@@ -44,6 +43,11 @@ void note_failure(const Store& store, AccountRecord rec, const std::string& mess
 }
 
 }  // namespace
+
+bool access_token_fresh(const AccountRecord& r, std::int64_t now, long configured_margin) {
+    const long margin = effective_refresh_margin(configured_margin, r.access_lifetime);
+    return !r.access_token.empty() && r.access_expires_at - margin > now;
+}
 
 TokenResult refresh_once(const Environment& env, HttpClient& http, const AccountRecord& rec,
                          std::int64_t now) {
@@ -80,6 +84,7 @@ TokenResult refresh_once(const Environment& env, HttpClient& http, const Account
         t.record = rec;
         t.record.access_token = tr.access_token;
         t.record.access_expires_at = now + tr.expires_in;
+        t.record.access_lifetime = tr.expires_in;
         if (!tr.refresh_token.empty()) {
             t.record.refresh_token = tr.refresh_token;
             t.record.refresh_obtained_at = now;

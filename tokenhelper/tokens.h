@@ -36,6 +36,11 @@ TokenResult get_access_token(const Environment& env, const Store& store, HttpCli
                              const std::string& account, bool force_refresh,
                              const std::string& rejected = "");
 
+// Whether r's access token is valid beyond the refresh margin at now.  The
+// configured margin is clamped to a third of the token's issued lifetime
+// (common/margin.h), so short-lived tokens are not refreshed at every use.
+bool access_token_fresh(const AccountRecord& r, std::int64_t now, long configured_margin);
+
 // Redeems a refresh token (one HTTP request).  Exposed for tests.
 TokenResult refresh_once(const Environment& env, HttpClient& http, const AccountRecord& rec,
                          std::int64_t now);

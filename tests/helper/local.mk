@@ -11,3 +11,7 @@ EXTRA_DIST += tests/helper/test_doctor.py
 # One battery of protocol cases run against `mailoauth get` and the agent.
 TESTS += tests/helper/test_protocol_battery.py
 EXTRA_DIST += tests/helper/test_protocol_battery.py
+# Issue 9: short-lived tokens and the clamped margin, status without times;
+# kill -9 during refreshes; no core dumps.
+TESTS += tests/helper/test_margin.py tests/helper/test_crash.py tests/helper/test_coredump.py
+EXTRA_DIST += tests/helper/test_margin.py tests/helper/test_crash.py tests/helper/test_coredump.py

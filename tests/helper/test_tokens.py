@@ -32,13 +32,15 @@ class Tokens(HelperTestCase):
 
     def test_refresh_at_margin_saves_rotated_refresh_token(self):
         before = self.record()
-        # About 3600 s left: a margin of 3000 s is not reached ...
-        r = self.mailoauth("--refresh-margin", "3000", "token", ACCOUNT)
+        # An hour's token with 900 s left (its margin is clamped to no less
+        # than 1200 s, a third of its lifetime, so margins up to that apply):
+        # a margin of 300 s is not reached ...
+        self.edit_record(access_expires_at=int(time.time()) + 900)
+        r = self.mailoauth("--refresh-margin", "300", "token", ACCOUNT)
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(self.idp.counters().get("grant:refresh_token", 0), 0)
-        # ... a margin of 3599 s (set per account in the config) is.
-        self.write_config("http_timeout = 5\nrefresh_margin = 3000\n[account %s]\nrefresh_margin = 3599\n" % ACCOUNT)
-        time.sleep(1.1)
+        # ... a margin of 1000 s (set per account in the config) is.
+        self.write_config("http_timeout = 5\nrefresh_margin = 300\n[account %s]\nrefresh_margin = 1000\n" % ACCOUNT)
         r = self.mailoauth("token", ACCOUNT)
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(self.idp.counters().get("grant:refresh_token", 0), 1)
@@ -107,16 +109,17 @@ class Tokens(HelperTestCase):
 
     def test_temporary_failure_serves_still_valid_token(self):
         # Inside the margin but not expired: a failed refresh is not fatal.
+        self.edit_record(access_expires_at=int(time.time()) + 900)
         before = self.record()
         self.idp.fault("token", "status", count=1, status=503)
-        r = self.mailoauth("--refresh-margin", "3700", "token", ACCOUNT)
+        r = self.mailoauth("--refresh-margin", "1000", "token", ACCOUNT)
         self.assertEqual(r.rc, 0, r)
         self.assertEqual(self.idp.counters().get("grant:refresh_token", 0), 1)  # it did try
         self.assertIn("using the current token", r.err)
         self.assertTrue(r.out == before["access_token"] + "\n", "not the current token")
         # A forced refresh (the server refused the token) has no fallback.
         self.idp.fault("token", "status", count=1, status=503)
-        r = self.mailoauth("--refresh-margin", "3700", "token", ACCOUNT, "--force-refresh")
+        r = self.mailoauth("--refresh-margin", "1000", "token", ACCOUNT, "--force-refresh")
         self.assertEqual(r.rc, 75, r)
 
     def test_32_concurrent_calls_refresh_once(self):

@@ -116,6 +116,43 @@ class HelperTestCase(unittest.TestCase):
                     rec[k] = v
         return rec
 
+    def edit_record(self, account=ACCOUNT, **fields):
+        """Sets fields of the store record (None removes one), as a clock
+        that moved on would: e.g. access_expires_at=int(time.time()) + 100.
+        Rewritten in place, mode and owner kept."""
+        path = os.path.join(self.store, account)
+        lines = []
+        with open(path) as f:
+            for line in f.read().split("\n"):
+                if not line:
+                    continue
+                key = line.split("=", 1)[0]
+                if key in fields:
+                    if fields[key] is not None:
+                        lines.append("%s=%s" % (key, fields.pop(key)))
+                    else:
+                        fields.pop(key)
+                    continue
+                lines.append(line)
+        lines += ["%s=%s" % kv for kv in fields.items() if kv[1] is not None]
+        with open(path, "r+") as f:
+            f.truncate()
+            f.write("\n".join(lines) + "\n\n")
+
+    def forget_token_lifetime(self, account=ACCOUNT):
+        """Makes the record look written before token lifetimes were stored,
+        so the configured refresh margin applies unclamped (common/margin.h).
+        In place and the same size, with its mtime restored: an agent that
+        caches the record's token does not notice the change."""
+        path = os.path.join(self.store, account)
+        st = os.stat(path)
+        with open(path, "r+b") as f:
+            data = f.read()
+            self.assertIn(b"\naccess_lifetime=", data)
+            f.seek(0)
+            f.write(data.replace(b"\naccess_lifetime=", b"\nunused_lifetime=", 1))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
 
 class ZzNoSecretsInOutput(unittest.TestCase):
     """Import into a test module: runs after the module's other classes

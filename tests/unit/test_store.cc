@@ -7,11 +7,13 @@
 #include <ftw.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -42,6 +44,7 @@ AccountRecord sample(const std::string& account = "alice@example.com") {
     r.refresh_token = Secret(kRefresh);
     r.access_token = Secret(kAccess);
     r.access_expires_at = 1700003600;
+    r.access_lifetime = 3599;
     r.refresh_obtained_at = 1700000000;
     r.created_at = 1690000000;
     r.last_error = "network unreachable";
@@ -130,8 +133,24 @@ ssize_t one_byte_with_eintr(int fd, const void* buf, std::size_t n) {
     return ::write(fd, buf, n > 0 ? 1 : 0);
 }
 ssize_t zero_progress(int, const void*, std::size_t) { return 0; }
+ssize_t counted_write(int fd, const void* buf, std::size_t n) {
+    ++g_writes;
+    return ::write(fd, buf, n);
+}
 int fail_rename_eio(const char*) { return EIO; }
 int crash_before_rename(const char*) { ::_exit(42); }
+ssize_t crash_in_write(int fd, const void* buf, std::size_t n) {
+    if (++g_writes > 1) ::_exit(43);
+    return ::write(fd, buf, n / 2 > 0 ? n / 2 : n);  // half the record is on disk
+}
+
+// Whether the file system under dir has O_TMPFILE (ext4, xfs, btrfs, tmpfs do).
+bool has_tmpfile(const std::string& dir) {
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+}
 
 long now_ms() {
     struct timespec ts;
@@ -172,6 +191,13 @@ class StoreTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(save_zero_progress_write_fails);
     CPPUNIT_TEST(save_rename_failure_keeps_old_record);
     CPPUNIT_TEST(save_crash_before_rename_keeps_old_record);
+    CPPUNIT_TEST(save_crash_before_rename_with_named_temp_files);
+    CPPUNIT_TEST(save_crash_midwrite_leaves_nothing_with_tmpfile);
+    CPPUNIT_TEST(save_crash_midwrite_with_named_temp_files);
+    CPPUNIT_TEST(save_with_named_temp_files);
+    CPPUNIT_TEST(save_links_through_proc_when_not_dumpable);
+    CPPUNIT_TEST(save_removes_its_accounts_leftovers);
+    CPPUNIT_TEST(open_removes_abandoned_temp_files_table);
     CPPUNIT_TEST(save_refuses_unwritable_records_table);
     STORE_TEST_WITH_SKIP(save_on_full_tmpfs_keeps_old_record, tmpfs_skip());
     CPPUNIT_TEST(lock_excludes_other_process);
@@ -191,12 +217,15 @@ public:
         old_umask_ = ::umask(022);
         testing::store_write_hook = nullptr;
         testing::store_before_rename_hook = nullptr;
+        testing::store_use_tmpfile = true;
+        testing::store_link_via_proc = false;
         g_writes = 0;
     }
 
     void tearDown() override {
         testing::store_write_hook = nullptr;
         testing::store_before_rename_hook = nullptr;
+        testing::store_use_tmpfile = true;
         ::umask(old_umask_);
         if (!mount_.empty()) ::umount2(mount_.c_str(), MNT_DETACH);
         rm_rf(base_);
@@ -232,6 +261,7 @@ public:
         CPPUNIT_ASSERT(a.refresh_token == b.refresh_token);
         CPPUNIT_ASSERT(a.access_token == b.access_token);
         CPPUNIT_ASSERT_EQUAL(a.access_expires_at, b.access_expires_at);
+        CPPUNIT_ASSERT_EQUAL(a.access_lifetime, b.access_lifetime);
         CPPUNIT_ASSERT_EQUAL(a.refresh_obtained_at, b.refresh_obtained_at);
         CPPUNIT_ASSERT_EQUAL(a.created_at, b.created_at);
         CPPUNIT_ASSERT_EQUAL(a.last_error, b.last_error);
@@ -321,6 +351,7 @@ public:
             {replace("created_at=1690000000", "created_at=9223372036854775808"), "'created_at' is not a non-negative integer"},
             {replace("refresh_obtained_at=1700000000", "refresh_obtained_at=1.5"), "'refresh_obtained_at' is not a non-negative integer"},
             {replace("last_error_at=1700000100", "last_error_at=1e9"), "'last_error_at' is not a non-negative integer"},
+            {replace("access_lifetime=3599", "access_lifetime=-60"), "'access_lifetime' is not a non-negative integer"},
             {replace("allow_insecure_http=1", "allow_insecure_http=yes"), "'allow_insecure_http' must be 0 or 1"},
             {good.substr(0, good.size() - 1) + rt_line + "\n", "duplicate key 'refresh_token'"},
             {replace(rt_line, std::string("refresh_token=") + kRefresh + "\r\n"), "value contains CR or NUL"},
@@ -360,6 +391,12 @@ public:
             std::string err;
             CPPUNIT_ASSERT_MESSAGE(std::string(c.what) + ": " + err, parse_record(c.in, out, err));
         }
+        // A record written before lifetimes were stored: lifetime unknown (0).
+        AccountRecord old;
+        std::string err;
+        CPPUNIT_ASSERT_MESSAGE(err, parse_record(cases[2].in, old, err));
+        CPPUNIT_ASSERT_EQUAL(std::int64_t(0), old.access_lifetime);
+        CPPUNIT_ASSERT(contains(good, "\naccess_lifetime=3599\n"));
     }
 
     void account_name_table() {
@@ -740,17 +777,163 @@ public:
         std::vector<std::string> names = s.list(err);
         CPPUNIT_ASSERT_EQUAL(std::size_t(1), names.size());
         CPPUNIT_ASSERT_EQUAL(old.account, names[0]);
-        // A later save works; a fresh temp file is left alone (it could be a
-        // save in progress), a stale one is cleaned up.
-        save_ok(s, old);
-        CPPUNIT_ASSERT_EQUAL(std::size_t(1), temp_files(dir_));
+        // The leftover is a complete record, tokens included.
         for (const auto& e : dir_entries(dir_)) {
             if (e.find(".tmp.") == std::string::npos) continue;
-            struct timespec times[2] = {{1000000000, 0}, {1000000000, 0}};
-            CPPUNIT_ASSERT_EQUAL(0, ::utimensat(AT_FDCWD, (dir_ + "/" + e).c_str(), times, AT_SYMLINK_NOFOLLOW));
+            std::ifstream in(dir_ + "/" + e);
+            std::stringstream text;
+            text << in.rdbuf();
+            AccountRecord leftover;
+            CPPUNIT_ASSERT_MESSAGE(err, parse_record(text.str(), leftover, err));
+            CPPUNIT_ASSERT(leftover.refresh_token == Secret("SECRET-NEW"));
         }
-        save_ok(s, old);
+        // While its account is locked (a save may be in progress) open()
+        // leaves it ...
+        {
+            Store::Lock lock;
+            CPPUNIT_ASSERT_MESSAGE(err, s.lock(old.account, 0, lock, err));
+            Store again(dir_);
+            CPPUNIT_ASSERT_MESSAGE(err, again.open(false, err));
+            CPPUNIT_ASSERT_EQUAL(std::size_t(1), temp_files(dir_));
+        }
+        // ... and once nobody holds the lock, the next open() removes it.
+        Store again(dir_);
+        CPPUNIT_ASSERT_MESSAGE(err, again.open(false, err));
         CPPUNIT_ASSERT_EQUAL(std::size_t(0), temp_files(dir_));
+        assert_same(old, load_ok(again, old.account));
+    }
+
+    void save_crash_before_rename_with_named_temp_files() {
+        testing::store_use_tmpfile = false;
+        save_crash_before_rename_keeps_old_record();
+    }
+
+    // A crash while the record is being written: with O_TMPFILE the file has
+    // no name yet and nothing at all is left; with named temp files the
+    // next open() removes what is left.
+    void crash_midwrite(bool anonymous) {
+        testing::store_use_tmpfile = anonymous;
+        Store s = opened();
+        AccountRecord old = sample();
+        save_ok(s, old);
+        pid_t pid = ::fork();
+        CPPUNIT_ASSERT(pid >= 0);
+        if (pid == 0) {
+            g_writes = 0;
+            testing::store_write_hook = crash_in_write;
+            AccountRecord next = sample();
+            next.refresh_token = Secret("SECRET-NEW");
+            std::string err;
+            s.save(next, err);
+            ::_exit(0);  // not reached
+        }
+        int status = 0;
+        CPPUNIT_ASSERT_EQUAL(pid, ::waitpid(pid, &status, 0));
+        CPPUNIT_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 43);
+        CPPUNIT_ASSERT_EQUAL(std::size_t(anonymous ? 0 : 1), temp_files(dir_));
+        assert_same(old, load_ok(s, old.account));
+        Store again(dir_);
+        std::string err;
+        CPPUNIT_ASSERT_MESSAGE(err, again.open(false, err));
+        CPPUNIT_ASSERT_EQUAL(std::size_t(0), temp_files(dir_));
+    }
+
+    void save_crash_midwrite_leaves_nothing_with_tmpfile() {
+        // The file system of /tmp must offer O_TMPFILE, or this would test
+        // the fallback twice.
+        CPPUNIT_ASSERT_MESSAGE("no O_TMPFILE in " + base_, has_tmpfile(base_));
+        crash_midwrite(true);
+    }
+
+    void save_crash_midwrite_with_named_temp_files() { crash_midwrite(false); }
+
+    void save_with_named_temp_files() {
+        // Everything save() promises also holds without O_TMPFILE.
+        testing::store_use_tmpfile = false;
+        store_round_trip_file_is_0600();
+        testing::store_write_hook = enospc_after_some;
+        AccountRecord next = sample();
+        next.refresh_token = Secret("SECRET-NEW-REFRESH");
+        std::string err;
+        Store s(dir_);
+        CPPUNIT_ASSERT(!s.save(next, err));
+        testing::store_write_hook = nullptr;
+        CPPUNIT_ASSERT_MESSAGE(err, contains(err, "disk full: the previous tokens are kept") && no_secret(err));
+        CPPUNIT_ASSERT_EQUAL(std::size_t(0), temp_files(dir_));
+    }
+
+    void save_links_through_proc_when_not_dumpable() {
+        // As `mailoauth` runs on a kernel before 6.10 without root: no
+        // linkat(AT_EMPTY_PATH), and not dumpable (its /proc/PID is root's).
+        Store s = opened();
+        save_ok(s, sample());
+        pid_t pid = ::fork();
+        CPPUNIT_ASSERT(pid >= 0);
+        if (pid == 0) {
+            if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) ::_exit(2);
+            testing::store_link_via_proc = true;
+            testing::store_write_hook = counted_write;
+            g_writes = 0;
+            AccountRecord next = sample();
+            next.refresh_token = Secret("SECRET-VIA-PROC");
+            std::string err;
+            if (!s.save(next, err)) ::_exit(1);
+            // Written once: the anonymous file was linked, not given up
+            // for a named temp file written again.
+            ::_exit(g_writes == 1 ? 0 : 3);
+        }
+        int status = 0;
+        CPPUNIT_ASSERT_EQUAL(pid, ::waitpid(pid, &status, 0));
+        CPPUNIT_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CPPUNIT_ASSERT(load_ok(s, "alice@example.com").refresh_token == Secret("SECRET-VIA-PROC"));
+        CPPUNIT_ASSERT_EQUAL(std::size_t(0), temp_files(dir_));
+    }
+
+    void save_removes_its_accounts_leftovers() {
+        // A save runs under the account's lock, so any temp file of that
+        // account is a crash's; those of other accounts are not its business.
+        Store s = opened();
+        write_file(dir_ + "/.alice.tmp.Xy12Zq", "left by a crash", 0600);
+        write_file(dir_ + "/.bob.tmp.Xy12Zq", "left by a crash", 0600);
+        save_ok(s, sample("alice"));
+        std::vector<std::string> left = dir_entries(dir_);
+        std::sort(left.begin(), left.end());
+        std::vector<std::string> want = {".bob.tmp.Xy12Zq", "alice"};
+        CPPUNIT_ASSERT(left == want);
+    }
+
+    void open_removes_abandoned_temp_files_table() {
+        Store s = opened();
+        struct Case { const char* name; bool removed; };
+        const Case cases[] = {
+            {".alice.tmp.Xy12Zq", true},
+            {".bob@example.com.tmp.000000", true},
+            {".a.tmp.b.tmp.abcdef", true},       // of account "a.tmp.b"
+            {".carol.tmp.Xy12Z", false},         // not a temp name: suffix too short
+            {".carol.tmp.Xy12Zqq", false},       // suffix too long
+            {"carol.tmp.Xy12Zq", false},         // an account named so
+            {"..tmp.Xy12Zq", false},             // no account
+            {".-rf.tmp.Xy12Zq", false},          // not an account name
+            {".notes", false},
+        };
+        for (const auto& c : cases) write_file(dir_ + "/" + c.name, "x", 0600);
+        CPPUNIT_ASSERT_EQUAL(0, ::mkdir((dir_ + "/.dave.tmp.Xy12Zq").c_str(), 0700));  // not a file
+        CPPUNIT_ASSERT_EQUAL(0, ::symlink("/etc/passwd", (dir_ + "/.erin.tmp.Xy12Zq").c_str()));
+        // A save of frank may be in progress: its temp file stays.
+        write_file(dir_ + "/.frank.tmp.Xy12Zq", "x", 0600);
+        Store::Lock frank;
+        std::string err;
+        CPPUNIT_ASSERT_MESSAGE(err, s.lock("frank", 0, frank, err));
+
+        Store again(dir_);
+        CPPUNIT_ASSERT_MESSAGE(err, again.open(false, err));
+        for (const auto& c : cases)
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(c.name, c.removed, ::access((dir_ + "/" + c.name).c_str(), F_OK) != 0);
+        struct stat st;
+        CPPUNIT_ASSERT_EQUAL(0, ::lstat((dir_ + "/.dave.tmp.Xy12Zq").c_str(), &st));
+        CPPUNIT_ASSERT_EQUAL(0, ::lstat((dir_ + "/.erin.tmp.Xy12Zq").c_str(), &st));
+        CPPUNIT_ASSERT_EQUAL(0, ::lstat((dir_ + "/.frank.tmp.Xy12Zq").c_str(), &st));
+        CPPUNIT_ASSERT_EQUAL(0, ::access("/etc/passwd", F_OK));
     }
 
     void save_refuses_unwritable_records_table() {

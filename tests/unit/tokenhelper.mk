@@ -29,3 +29,11 @@ tests_unit_test_doctor_CXXFLAGS = $(UNIT_CXXFLAGS) -pthread
 tests_unit_test_doctor_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
 tests_unit_test_doctor_LDFLAGS = -pthread
 TESTS += tests/unit/test_doctor
+
+# The refresh margin clamped to a token's lifetime (common/margin.h), used by
+# tokenhelper/tokens.cc and meant for the plugin's cache.
+check_PROGRAMS += tests/unit/test_margin
+tests_unit_test_margin_SOURCES = tests/unit/tap_main.cc tests/unit/test_margin.cc common/margin.h
+tests_unit_test_margin_CXXFLAGS = $(UNIT_CXXFLAGS)
+tests_unit_test_margin_LDADD = $(UNIT_LDADD)
+TESTS += tests/unit/test_margin
