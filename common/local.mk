@@ -9,6 +9,7 @@ common_libcommon_la_SOURCES = \
 	common/msgio.h common/msgio.cc \
 	common/fd.h \
 	common/sha256.h common/sha256.cc \
+	common/margin.h \
 	common/socket_name.h common/socket_name.cc \
 	common/sasl_modules.h common/sasl_modules.cc
 common_libcommon_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden

@@ -195,10 +195,12 @@ bool parse_request(std::string_view text, Request& out, Problem& problem) {
     return true;
 }
 
-bool build_token_reply(Message& m, std::string_view token, long long expires_at, std::string_view user) {
+bool build_token_reply(Message& m, std::string_view token, long long expires_at, std::string_view user,
+                       long long lifetime) {
     m.clear();
     bool ok = !token.empty() && m.set("access_token", token) && m.set("expires_at", std::to_string(expires_at));
     if (ok && !user.empty()) ok = m.set("user", user);
+    if (ok && lifetime > 0) ok = m.set("lifetime", std::to_string(lifetime));
     if (ok) ok = m.set("status", "0");
     if (!ok) m.clear();
     return ok;

@@ -119,9 +119,12 @@ struct Problem {
 bool parse_request(std::string_view text, Request& out, Problem& problem);
 
 // The replies.  Both carry "status"; the token reply's user is left out
-// when empty.  Values that cannot be sent are dropped (the description) or
-// make build_token_reply return false.
-bool build_token_reply(Message& m, std::string_view token, long long expires_at, std::string_view user);
+// when empty, and so is "lifetime" (the seconds the token was issued for,
+// from which the caller's cache clamps its refresh margin) when unknown
+// (0).  Values that cannot be sent are dropped (the description) or make
+// build_token_reply return false.
+bool build_token_reply(Message& m, std::string_view token, long long expires_at, std::string_view user,
+                       long long lifetime = 0);
 void build_error_reply(Message& m, std::string_view error, std::string_view description, int status);
 
 // The reply's "status": false when it is absent or not a number up to 255.

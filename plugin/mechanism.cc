@@ -160,7 +160,7 @@ int Connection::initial_response(sasl_client_params_t* params, sasl_interact_t**
         log(utils, SASL_LOG_DEBUG, "%s for account %s: token %s from the helper%s, expires in %lld s",
             name(), acct.c_str(), reply.token.fingerprint().c_str(),
             req.force_refresh ? " (forced refresh)" : "", reply.expires_at - now);
-        st.cache.store(account_, reply.token, reply.expires_at, reply.user, now, margin);
+        st.cache.store(account_, reply.token, reply.expires_at, reply.user, now, margin, reply.lifetime);
         token_ = std::move(reply.token);
         wire_user = reply.user;
     }
@@ -231,7 +231,7 @@ int Connection::error_challenge(sasl_client_params_t* params, const char* server
     req_.rejected.clear();
     if (reply.status == TokenStatus::Ok) {
         const long long now = static_cast<long long>(std::time(nullptr));
-        st.cache.store(account_, reply.token, reply.expires_at, reply.user, now, margin);
+        st.cache.store(account_, reply.token, reply.expires_at, reply.user, now, margin, reply.lifetime);
         log(utils, SASL_LOG_NOTE, "%s for account %s: new token %s ready for the next attempt", name(),
             acct.c_str(), reply.token.fingerprint().c_str());
     } else {

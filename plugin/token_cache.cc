@@ -1,12 +1,14 @@
 #include "plugin/token_cache.h"
 
+#include "common/margin.h"
+
 namespace mailoauth::plugin {
 
 bool TokenCache::lookup(const std::string& account, long long now, long margin, Hit& hit) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(account);
     if (it == entries_.end() || it->second.rejected || it->second.token.empty()) return false;
-    if (now + margin >= it->second.expires_at) {
+    if (now + effective_refresh_margin(margin, it->second.lifetime) >= it->second.expires_at) {
         it->second.token.clear();
         return false;
     }
@@ -23,13 +25,14 @@ bool TokenCache::rejected(const std::string& account) {
 }
 
 void TokenCache::store(const std::string& account, const Secret& token, long long expires_at,
-                       const std::string& user, long long now, long margin) {
+                       const std::string& user, long long now, long margin, long long lifetime) {
     std::lock_guard<std::mutex> lock(mu_);
     Entry& e = entries_[account];
     e.rejected = false;
     e.user = user;
     e.expires_at = expires_at;
-    if (now + margin < expires_at) e.token = token;
+    e.lifetime = lifetime;
+    if (now + effective_refresh_margin(margin, lifetime) < expires_at) e.token = token;
     else e.token.clear();  // usable once, for this connection, not again
 }
 

@@ -22,13 +22,17 @@ public:
         std::string user;
     };
 
-    // A token valid beyond now + margin, if there is one.
+    // A token valid beyond now + margin, if there is one.  The margin is
+    // clamped to a third of the token's issued lifetime when that is known
+    // (common/margin.h), as the helper and the agent clamp theirs.
     bool lookup(const std::string& account, long long now, long margin, Hit& hit);
     // Whether the last token for account was rejected by a server.
     bool rejected(const std::string& account);
     // Keeps token unless it is already inside the margin; clears the mark.
+    // lifetime: the seconds the token was issued for (reply key
+    // "lifetime"), 0 when unknown.
     void store(const std::string& account, const Secret& token, long long expires_at,
-               const std::string& user, long long now, long margin);
+               const std::string& user, long long now, long margin, long long lifetime = 0);
     // The server refused token: forget it (unless a newer one replaced it
     // meanwhile) and mark the account.
     void mark_rejected(const std::string& account, const Secret& token);
@@ -39,6 +43,7 @@ private:
     struct Entry {
         Secret token;
         long long expires_at = 0;
+        long long lifetime = 0;
         std::string user;
         bool rejected = false;
     };

@@ -63,6 +63,9 @@ void read_token_reply(const std::string& who, const protocol::Message& answer, T
     reply.status = TokenStatus::Ok;
     reply.token = Secret(*token);
     reply.expires_at = static_cast<long long>(expires);
+    unsigned long long lifetime = 0;  // optional: an older helper does not send it
+    if (protocol::parse_decimal(answer.get_or("lifetime", ""), 999999999999ull, lifetime))
+        reply.lifetime = static_cast<long long>(lifetime);
     reply.user = std::move(user);
 }
 

@@ -29,6 +29,7 @@ struct TokenReply {
     TokenStatus status = TokenStatus::Failed;
     Secret token;
     long long expires_at = 0;  // UTC epoch seconds
+    long long lifetime = 0;    // seconds it was issued for ("lifetime"); 0: not said
     std::string user;          // the wire name for a shared mailbox, or ""
     // For a person (seterror, log): sanitized, never holds a token or the
     // helper's raw output.

@@ -23,7 +23,7 @@ AM_TESTS_ENVIRONMENT = \
 UNIT_LDADD = $(CPPUNIT_LIBS)
 UNIT_CXXFLAGS = $(AM_CXXFLAGS) $(CPPUNIT_CFLAGS)
 
-EXTRA_DIST += tests/lib/tap.py
+EXTRA_DIST += tests/lib/tap.py tests/lib/memcheck.py tests/lib/memcheck.supp
 
 # Common unit tests.
 check_PROGRAMS += tests/unit/test_common

@@ -1,5 +1,6 @@
 #include "tokenhelper/agent_broker.h"
 
+#include "common/margin.h"
 #include "common/protocol.h"
 
 #include "tokenhelper/errors.h"
@@ -38,6 +39,7 @@ Outcome TokenBroker::from_cache(const Slot& s, Outcome::Source src) {
     o.status = 0;
     o.access_token = s.token;
     o.expires_at = s.expires_at;
+    o.lifetime = s.lifetime;
     o.user = s.user;
     o.source = src;
     return o;
@@ -58,7 +60,10 @@ Outcome TokenBroker::get(const std::string& account, bool force, const std::stri
 
     for (;;) {
         const std::int64_t now = hooks_.now();
-        const long margin = hooks_.margin(account);
+        // Clamped for tokens issued for less than three margins, as the
+        // store's own check is: else a short-lived token would never be
+        // served from here.
+        const long margin = effective_refresh_margin(hooks_.margin(account), s.have ? s.lifetime : 0);
         const std::string version = hooks_.version(account);
         if (s.have && version != s.version) {
             s.have = false;  // the store changed under us: login, logout, another refresher
@@ -149,6 +154,7 @@ Outcome TokenBroker::get(const std::string& account, bool force, const std::stri
             s.have = true;
             s.token = o.access_token;
             s.expires_at = o.expires_at;
+            s.lifetime = o.lifetime;
             s.user = o.user;
             s.version = after;
             s.failed = false;

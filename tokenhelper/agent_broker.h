@@ -41,6 +41,7 @@ struct Outcome {
     std::string message;        // for a person, one line, no secret
     Secret access_token;
     std::int64_t expires_at = 0;
+    std::int64_t lifetime = 0;  // seconds the token was issued for; 0: unknown
     std::string user;
     std::string warning;        // served despite a failed refresh, or without the forced one
     bool refreshed = false;     // a refresh happened for this request
@@ -84,6 +85,7 @@ private:
         bool have = false;
         Secret token;
         std::int64_t expires_at = 0;
+        std::int64_t lifetime = 0;
         std::string user;
         std::string version;
         bool failed = false;        // the last fetch failed

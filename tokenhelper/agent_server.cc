@@ -117,6 +117,7 @@ Outcome Server::fetch(const std::string& account, bool force, const std::string&
     if (t.exit_code == 0) {
         o.access_token = t.record.access_token;
         o.expires_at = t.record.access_expires_at;
+        o.lifetime = t.record.access_lifetime;
         o.user = t.record.user.empty() ? account : t.record.user;
     }
     return o;
@@ -129,6 +130,7 @@ bool Server::peek(const std::string& account, Outcome& out) {
     if (store.load(account, rec, err) != LoadStatus::Ok || rec.access_token.empty()) return false;
     out.access_token = rec.access_token;
     out.expires_at = rec.access_expires_at;
+    out.lifetime = rec.access_lifetime;
     out.user = rec.user.empty() ? account : rec.user;
     return true;
 }
@@ -195,11 +197,10 @@ void Server::serve(int fd) {
         logmsg_limited(LOG_WARNING, "force:" + account, "%s: %s", account.c_str(), o.warning.c_str());
     protocol::Message m;
     if (o.status == 0) {
-        if (!m.set("access_token", o.access_token.reveal()) || !m.set("user", o.user)) {
+        if (!protocol::build_token_reply(m, o.access_token.reveal(), o.expires_at, o.user, o.lifetime)) {
             send_error(fd, "bad_response", "the stored token or user name cannot be sent", kExitTempFail);
             return;
         }
-        m.set("expires_at", std::to_string(o.expires_at));
         logmsg(LOG_DEBUG, "token of %s (%s) to %s%s", account.c_str(), o.access_token.fingerprint().c_str(),
                who.c_str(), force ? " (forced refresh)" : "");
         send_reply(fd, m, 0);

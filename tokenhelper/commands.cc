@@ -418,7 +418,7 @@ int cmd_get(const Parsed& p, const Environment& env, HttpClient& http) {
     if (!t.warning.empty()) std::fprintf(stderr, "mailoauth: warning: %s\n", t.warning.c_str());
     protocol::Message m;
     if (!protocol::build_token_reply(m, t.record.access_token.reveal(), t.record.access_expires_at,
-                                     t.record.user.empty() ? account : t.record.user))
+                                     t.record.user.empty() ? account : t.record.user, t.record.access_lifetime))
         return reply_error("bad_response", "the stored token or user name cannot be sent", kExitTempFail);
     return reply(m, kExitOk);
 }

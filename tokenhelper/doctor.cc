@@ -19,6 +19,7 @@
 #include "tokenhelper/errors.h"
 #include "tokenhelper/peercred.h"
 #include "tokenhelper/timefmt.h"
+#include "tokenhelper/tokens.h"
 
 #ifndef MAILOAUTH_SASLPLUGINDIR
 #define MAILOAUTH_SASLPLUGINDIR "/usr/lib/sasl2"
@@ -260,7 +261,7 @@ std::vector<Finding> check_record(const AccountRecord& r, long refresh_margin, s
                               relogin));
         return out;
     }
-    std::string access = !r.access_token.empty() && r.access_expires_at - refresh_margin > now
+    std::string access = !r.access_token.empty() && access_token_fresh(r, now, refresh_margin)
                              ? "access token valid until " + format_utc(r.access_expires_at)
                              : "access token due for refresh (done at the next use)";
     if (age >= kRefreshTokenWarnAge) {

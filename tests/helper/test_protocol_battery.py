@@ -5,7 +5,8 @@ and a running `mailoauth agent` (request and reply over its socket), as
 git's t/lib-credential.sh runs one set of cases against every credential
 helper.  Both must give the same answers:
 
-- a good request gets access_token, expires_at, user and status=0;
+- a good request gets access_token, expires_at, user, lifetime (the
+  seconds the token was issued for) and status=0;
 - unknown keys are ignored;
 - a value with CR or NUL, a line without '=', an over-long line, too many
   fields, an over-long message, a missing or invalid account, and another
@@ -76,6 +77,9 @@ class Battery:
         self.assertEqual(reply["access_token"], self.record()["access_token"])
         self.assertEqual(reply["user"], ACCOUNT)
         self.assertGreater(int(reply["expires_at"]), time.time() + 3000)
+        # What the token was issued for, from which the plugin's cache
+        # clamps its refresh margin (common/margin.h).
+        self.assertEqual(reply.get("lifetime"), "3600")
 
     def assert_refused(self, reply, status, error, says):
         self.assertEqual(reply["status"], str(status), reply)

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import tempfile
 
+import memcheck
+
 SRC = os.environ.get("top_srcdir") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("top_builddir") or SRC
@@ -88,6 +90,8 @@ class Scenario:
         ids = {}
         if as_user is not None:
             ids = {"user": as_user[0], "group": as_user[1], "extra_groups": []}
+        if driver == DRIVER:  # never a setgid copy: valgrind would drop its privileges
+            args, timeout = memcheck.wrap(args, timeout)
         p = subprocess.run(args, env=self.env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=timeout, **ids)
         if p.returncode != 0:

@@ -52,6 +52,7 @@ public:
         TokenStatus status = TokenStatus::Ok;
         std::string token;
         long long lifetime = 3600;
+        bool says_lifetime = false;  // sends the reply key "lifetime"
         std::string user;
         std::string message;
         Throw raise = Throw::None;
@@ -74,6 +75,7 @@ public:
         reply.status = a.status;
         reply.token = Secret(a.token);
         reply.expires_at = static_cast<long long>(std::time(nullptr)) + a.lifetime;
+        reply.lifetime = a.says_lifetime ? a.lifetime : 0;
         reply.user = a.user;
         reply.message = a.message;
     }
@@ -441,6 +443,17 @@ public:
         CPPUNIT_ASSERT(e.out.find(kToken2) != std::string::npos);
         CPPUNIT_ASSERT_EQUAL(std::size_t(3), source_->requests.size());
         finish();
+        // The same 300 s token, when the source says it was issued for
+        // 300 s: the margin is clamped to 100 s and the token is reused.
+        plugin_state().cache.clear();
+        shortlived.says_lifetime = true;
+        source_->script.push_back(shortlived);
+        for (int i = 0; i < 3; ++i) {
+            e = start(0);
+            CPPUNIT_ASSERT(e.out.find(kToken1) != std::string::npos);
+            finish();
+        }
+        CPPUNIT_ASSERT_EQUAL(std::size_t(4), source_->requests.size());
     }
 
     void test_source_statuses_map_to_sasl_codes() {

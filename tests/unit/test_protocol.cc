@@ -211,6 +211,9 @@ public:
                                          "status=0\n\n"),
                              serialize(m));
         CPPUNIT_ASSERT(build_token_reply(m, "ya29.t", 5, ""));
+        CPPUNIT_ASSERT(!m.has("lifetime"));  // unknown: left out
+        CPPUNIT_ASSERT(build_token_reply(m, "ya29.t", 5, "", 300));
+        CPPUNIT_ASSERT_EQUAL(std::string("300"), m.get_or("lifetime", ""));
         CPPUNIT_ASSERT(!m.has("user"));
         CPPUNIT_ASSERT(!build_token_reply(m, "", 5, "u"));
         CPPUNIT_ASSERT(!build_token_reply(m, "a\nb", 5, "u"));

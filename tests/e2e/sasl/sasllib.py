@@ -25,6 +25,7 @@ import uuid
 
 import fakeidp
 import mailenv
+import memcheck
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
@@ -344,9 +345,10 @@ class MailSetup:
         the plugin.  Returns (rc, redacted stdout+stderr, seconds).  These
         tools exit 0 even when authentication fails: check the text."""
         t0 = time.monotonic()
-        rc, out, err = mailenv.run_session(
+        argv, timeout = memcheck.wrap(
             [cyrus(tool), "-t", "", "-m", mech, "-a", account, "-p", str(port),
-             "127.0.0.1"], stdin, env=env, timeout=timeout)
+             "127.0.0.1"], timeout)
+        rc, out, err = mailenv.run_session(argv, stdin, env=env, timeout=timeout)
         text = self.redact(out + err)
         return rc, text, time.monotonic() - t0
 
