@@ -8,5 +8,9 @@ common_libcommon_la_SOURCES = \
 	common/config.h common/config.cc \
 	common/msgio.h common/msgio.cc \
 	common/fd.h \
-	common/sasl_modules.h common/sasl_modules.cc
+	common/sasl_modules.h common/sasl_modules.cc \
+	common/sanitize.h common/sanitize.cc
 common_libcommon_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden
+
+# The fuzz targets built by hand and by fuzz/smoke (see fuzz/README).
+EXTRA_DIST += fuzz/fuzz_sanitize.cc fuzz/fuzz_protocol.cc fuzz/fuzz_wire.cc fuzz/smoke

@@ -28,7 +28,8 @@ EXTRA_DIST += tests/lib/tap.py
 # Common unit tests.
 check_PROGRAMS += tests/unit/test_common
 tests_unit_test_common_SOURCES = tests/unit/tap_main.cc \
-	tests/unit/test_protocol.cc tests/unit/test_config.cc tests/unit/test_secret.cc
+	tests/unit/test_protocol.cc tests/unit/test_config.cc tests/unit/test_secret.cc \
+	tests/unit/test_sanitize.cc
 tests_unit_test_common_CXXFLAGS = $(UNIT_CXXFLAGS)
 tests_unit_test_common_LDADD = common/libcommon.la $(UNIT_LDADD)
 TESTS += tests/unit/test_common
