@@ -4,6 +4,7 @@
 #include "common/msgio.h"
 
 #include "common/protocol.h"
+#include "common/sanitize.h"
 #include "common/secret.h"
 #include "plugin/wire.h"
 
@@ -53,7 +54,7 @@ AgentSource::AgentSource(std::string socket, std::string agent_user, long timeou
         std::memcpy(addr_.sun_path, spec_.data(), spec_.size());
         addr_len_ = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + spec_.size() + 1);
     } else {
-        setup_error_ = config_hint_ + ": agent_socket '" + wire::sanitize(spec_, 120) +
+        setup_error_ = config_hint_ + ": agent_socket '" + sanitize::text(spec_, 120) +
                        "' must be @NAME (abstract, e.g. @mailoauth-agent) or an absolute path of at most " +
                        std::to_string(room - 1) + " bytes";
         return;
@@ -65,12 +66,12 @@ AgentSource::AgentSource(std::string socket, std::string agent_user, long timeou
         if (parse_decimal(agent_user, static_cast<uid_t>(-1) - 1ull, n)) {
             uid = static_cast<uid_t>(n);
         } else if (!lookup_uid(agent_user, uid)) {
-            setup_error_ = config_hint_ + ": agent_user '" + wire::sanitize(agent_user, 64) +
+            setup_error_ = config_hint_ + ": agent_user '" + sanitize::text(agent_user, 64) +
                            "' is not a user on this system";
             return;
         }
         trusted_uids_.push_back(uid);
-        trusted_text_ = wire::sanitize(agent_user, 64);
+        trusted_text_ = sanitize::text(agent_user, 64);
         return;
     }
     uid_t uid = 0;
@@ -194,7 +195,7 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
     wipe_string(raw);
     if (!pr.ok) {
         reply.message = who + " sent a malformed reply (line " + std::to_string(pr.line) + ": " +
-                        wire::sanitize(pr.error, 100) + ")";
+                        sanitize::text(pr.error, 100) + ")";
         return;
     }
     unsigned long long code = 0;

@@ -22,6 +22,7 @@
 #include "common/fd.h"
 #include "common/msgio.h"
 #include "common/protocol.h"
+#include "common/sanitize.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/http.h"
 #include "tokenhelper/peercred.h"
@@ -286,18 +287,7 @@ bool stderr_is_journal() {
 }
 
 // A value for one protocol line or one log line: printable, bounded.
-std::string one_line(const std::string& s, std::size_t max = 1000) {
-    std::string o;
-    for (char c : s) {
-        if (o.size() >= max) {
-            o += "...";
-            break;
-        }
-        unsigned char u = static_cast<unsigned char>(c);
-        o += (u < 0x20 || u == 0x7f) ? ' ' : c;
-    }
-    return o;
-}
+std::string one_line(const std::string& s, std::size_t max = 1000) { return sanitize::text(s, max); }
 
 std::string user_name(uid_t uid) {
     struct passwd pw;
