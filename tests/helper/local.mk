@@ -8,3 +8,7 @@ EXTRA_DIST += tests/helper/test_agent.py
 # mailoauth doctor against a real login, plugin directory and agent.
 TESTS += tests/helper/test_doctor.py
 EXTRA_DIST += tests/helper/test_doctor.py
+# Text from peers (identity provider, helper, agent) with C1 controls in each
+# form, on its way to the terminal, the store, the logs and the plugin.
+TESTS += tests/helper/test_sanitize_idp.py
+EXTRA_DIST += tests/helper/test_sanitize_idp.py
