@@ -12,3 +12,5 @@ EXTRA_DIST += tests/helper/test_doctor.py
 # form, on its way to the terminal, the store, the logs and the plugin.
 TESTS += tests/helper/test_sanitize_idp.py
 EXTRA_DIST += tests/helper/test_sanitize_idp.py
+TESTS += tests/helper/test_sanitize_peers.py
+EXTRA_DIST += tests/helper/test_sanitize_peers.py
