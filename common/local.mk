@@ -13,4 +13,5 @@ common_libcommon_la_SOURCES = \
 common_libcommon_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden
 
 # The fuzz targets built by hand and by fuzz/smoke (see fuzz/README).
-EXTRA_DIST += fuzz/fuzz_sanitize.cc fuzz/fuzz_protocol.cc fuzz/fuzz_wire.cc fuzz/smoke
+EXTRA_DIST += fuzz/fuzz_sanitize.cc fuzz/fuzz_protocol.cc fuzz/fuzz_wire.cc fuzz/smoke \
+	fuzz/seeds/oauth/device_code.json fuzz/seeds/oauth/error_c1.json fuzz/seeds/oauth/token.json
