@@ -11,5 +11,10 @@ common_libcommon_la_SOURCES = \
 	common/sha256.h common/sha256.cc \
 	common/margin.h \
 	common/socket_name.h common/socket_name.cc \
-	common/sasl_modules.h common/sasl_modules.cc
+	common/sasl_modules.h common/sasl_modules.cc \
+	common/sanitize.h common/sanitize.cc
 common_libcommon_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden
+
+# The fuzz targets built by hand and by fuzz/smoke (see fuzz/README).
+EXTRA_DIST += fuzz/fuzz_sanitize.cc fuzz/fuzz_protocol.cc fuzz/fuzz_wire.cc fuzz/smoke \
+	fuzz/seeds/oauth/device_code.json fuzz/seeds/oauth/error_c1.json fuzz/seeds/oauth/token.json

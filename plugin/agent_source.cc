@@ -5,6 +5,7 @@
 #include "common/socket_name.h"
 
 #include "common/protocol.h"
+#include "common/sanitize.h"
 #include "common/secret.h"
 #include "plugin/wire.h"
 
@@ -45,7 +46,7 @@ AgentSource::AgentSource(std::string socket, std::string agent_user, long timeou
     : timeout_s_(timeout_s), config_hint_(std::move(config_hint)) {
     std::string err;
     if (!parse_socket_name(socket.empty() ? std::string(kDefaultSocket) : socket, name_, err)) {
-        setup_error_ = config_hint_ + ": agent_socket: " + wire::sanitize(err, 300);
+        setup_error_ = config_hint_ + ": agent_socket: " + sanitize::text(err, 300);
         return;
     }
 
@@ -71,11 +72,11 @@ AgentSource::AgentSource(std::string socket, std::string agent_user, long timeou
         if (protocol::parse_decimal(agent_user, static_cast<uid_t>(-1) - 1ull, n)) {
             uid = static_cast<uid_t>(n);
         } else if (!lookup_uid(agent_user, uid)) {
-            setup_error_ = config_hint_ + ": agent_user '" + wire::sanitize(agent_user, 64) +
+            setup_error_ = config_hint_ + ": agent_user '" + sanitize::text(agent_user, 64) +
                            "' is not a user on this system";
             return;
         }
-        add(uid, wire::sanitize(agent_user, 64) + " (agent_user)");
+        add(uid, sanitize::text(agent_user, 64) + " (agent_user)");
     }
     uid_t uid = 0;
     if (lookup_uid("mailoauth", uid)) add(uid, "mailoauth");
@@ -197,7 +198,7 @@ void AgentSource::fetch(const TokenRequest& req, TokenReply& reply) {
     wipe_string(raw);
     if (!pr.ok) {
         reply.message = who + " sent a malformed reply (line " + std::to_string(pr.line) + ": " +
-                        wire::sanitize(pr.error, 100) + ")";
+                        sanitize::text(pr.error, 100) + ")";
         return;
     }
     int code = 0;

@@ -2,6 +2,7 @@
 
 #include "common/config.h"
 #include "common/protocol.h"
+#include "common/sanitize.h"
 #include "plugin/subprocess.h"
 #include "plugin/wire.h"
 
@@ -107,7 +108,7 @@ void HelperSource::fetch(const TokenRequest& req, TokenReply& reply) {
         reply.status = TokenStatus::TryAgain;
         reply.message = who + " did not answer within " + std::to_string(timeout_s_) +
                         " s and was stopped; check that the identity provider can be reached "
-                        "(run 'mailoauth status " + wire::sanitize(req.account, 200) + "')";
+                        "(run 'mailoauth status " + sanitize::text(req.account, 200) + "')";
         return;
     case RunResult::End::TooMuchOutput:
         reply.message = who + " printed more than " + std::to_string(protocol::kMaxMessage / 1024) +
@@ -143,7 +144,7 @@ void HelperSource::fetch(const TokenRequest& req, TokenReply& reply) {
     }
     if (!pr.ok) {
         reply.message = who + " printed a malformed reply (line " + std::to_string(pr.line) + ": " +
-                        wire::sanitize(pr.error, 100) + ")";
+                        sanitize::text(pr.error, 100) + ")";
         return;
     }
     read_token_reply(who, answer, reply);

@@ -4,6 +4,8 @@
 #include <cstdarg>
 #include <cstdio>
 
+#include "common/sanitize.h"
+
 namespace mailoauth::plugin {
 
 namespace {
@@ -37,17 +39,29 @@ void log(const sasl_utils_t* utils, int level, const char* fmt, ...) noexcept {
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    if (n < 0) return;
+    // The last filter before the application's log: whatever a caller put
+    // in, one line without controls (common/sanitize.h), also where the
+    // buffer's end cut a UTF-8 sequence.  In place: nothing to allocate.
+    std::size_t len = static_cast<std::size_t>(n) < sizeof buf ? static_cast<std::size_t>(n) : sizeof buf - 1;
+    len = sanitize::write(std::string_view(buf, len), buf, len);
+    buf[len] = '\0';
     utils->log(utils->conn, level, "mailoauth: %s", buf);
 }
 
 void fail(const sasl_utils_t* utils, int level, const std::string& msg) noexcept {
     if (utils == nullptr) return;
+    // What the application shows its user (sasl_errdetail): sanitized into
+    // a buffer of our own, since this must not allocate or throw.
+    char buf[1024];
+    const std::size_t len = sanitize::write(msg, buf, sizeof buf - 1);
+    buf[len] = '\0';
     // SASL_NOLOG: sasl_seterror would log it again at SASL_LOG_FAIL.
     if (utils->seterror != nullptr)
-        utils->seterror(utils->conn, SASL_NOLOG, "mailoauth: %s", msg.c_str());
-    log(utils, level, "%s", msg.c_str());
+        utils->seterror(utils->conn, SASL_NOLOG, "mailoauth: %s", buf);
+    log(utils, level, "%s", buf);
 }
 
 }  // namespace mailoauth::plugin

@@ -1,5 +1,6 @@
 #include "plugin/mechanism.h"
 
+#include "common/sanitize.h"
 #include "plugin/agent_source.h"
 #include "plugin/credentials.h"
 #include "plugin/helper_source.h"
@@ -93,7 +94,7 @@ int Connection::initial_response(sasl_client_params_t* params, sasl_interact_t**
     int r = get_credentials(params, prompt_need, creds);
     if (r != SASL_OK) return r;
     account_ = creds.account;
-    const std::string acct = wire::sanitize(account_, 200);
+    const std::string acct = sanitize::text(account_, 200);
 
     // libsasl2 insists that a mechanism names both identities.
     if (!creds.authzid.empty()) {
@@ -199,7 +200,7 @@ int Connection::error_challenge(sasl_client_params_t* params, const char* server
     const sasl_utils_t* utils = params->utils;
     PluginState& st = plugin_state();
     wire::ErrorChallenge ch = wire::parse_error_challenge(std::string_view(serverin, serverinlen));
-    const std::string acct = wire::sanitize(account_, 200);
+    const std::string acct = sanitize::text(account_, 200);
     std::string what;
     if (ch.json) {
         what = "status " + (ch.status.empty() ? std::string("?") : ch.status);

@@ -1,5 +1,6 @@
 #include "plugin/token_source.h"
 
+#include "common/sanitize.h"
 #include "plugin/wire.h"
 
 namespace mailoauth::plugin {
@@ -7,7 +8,7 @@ namespace mailoauth::plugin {
 std::string peer_says(const protocol::Message& msg) {
     std::string d = msg.get_or("error_description", "");
     if (d.empty()) d = msg.get_or("error", "");
-    return wire::sanitize(d, 300);
+    return sanitize::text(d, 300);
 }
 
 bool accept_status(const std::string& who, unsigned long long code, const char* what,

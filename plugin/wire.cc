@@ -1,5 +1,7 @@
 #include "plugin/wire.h"
 
+#include "common/sanitize.h"
+
 namespace mailoauth::plugin::wire {
 
 namespace {
@@ -90,19 +92,6 @@ std::string port_of(std::string_view ipport) {
     }
     if (n < 1 || n > 65535) return "";
     return std::to_string(n);
-}
-
-std::string sanitize(std::string_view text, std::size_t max) {
-    std::string out;
-    bool cut = text.size() > max;
-    if (cut) text = text.substr(0, max);
-    out.reserve(text.size() + 3);
-    for (char c : text) {
-        unsigned char u = static_cast<unsigned char>(c);
-        out += (u >= 0x20 && u < 0x7f) ? c : '?';
-    }
-    if (cut) out += "...";
-    return out;
 }
 
 namespace {
@@ -202,9 +191,9 @@ ErrorChallenge parse_error_challenge(std::string_view challenge) {
     ErrorChallenge tmp;
     FlatJson j(challenge);
     bool ok = j.parse([&](const std::string& key, const std::string& value) {
-        if (key == "status") tmp.status = sanitize(value, kMaxField);
-        else if (key == "schemes") tmp.schemes = sanitize(value, kMaxField);
-        else if (key == "scope") tmp.scope = sanitize(value, kMaxField);
+        if (key == "status") tmp.status = sanitize::text(value, kMaxField);
+        else if (key == "schemes") tmp.schemes = sanitize::text(value, kMaxField);
+        else if (key == "scope") tmp.scope = sanitize::text(value, kMaxField);
     });
     if (!ok) return r;
     tmp.json = true;

@@ -37,7 +37,7 @@ std::string port_of(std::string_view ipport);
 
 // What the server said in its error challenge (RFC 7628 section 3.2.2,
 // Google's and Microsoft's XOAUTH2): a JSON object with string members.
-// Fields are sanitized (printable, capped) and empty when absent.
+// Fields are sanitized (common/sanitize.h, capped) and empty when absent.
 struct ErrorChallenge {
     bool json = false;  // it parsed as a flat JSON object
     std::string status;
@@ -45,10 +45,6 @@ struct ErrorChallenge {
     std::string scope;
 };
 ErrorChallenge parse_error_challenge(std::string_view challenge);
-
-// Printable ASCII only (other bytes become '?'), at most max bytes ("..."
-// appended when cut): safe for a log line or an error string.
-std::string sanitize(std::string_view text, std::size_t max = 300);
 
 }  // namespace mailoauth::plugin::wire
 

@@ -29,7 +29,8 @@ EXTRA_DIST += tests/lib/tap.py tests/lib/memcheck.py tests/lib/memcheck.supp
 check_PROGRAMS += tests/unit/test_common
 tests_unit_test_common_SOURCES = tests/unit/tap_main.cc \
 	tests/unit/test_protocol.cc tests/unit/test_config.cc tests/unit/test_secret.cc \
-	tests/unit/test_sha256.cc tests/unit/test_socket_name.cc
+	tests/unit/test_sha256.cc tests/unit/test_socket_name.cc \
+	tests/unit/test_sanitize.cc
 tests_unit_test_common_CXXFLAGS = $(UNIT_CXXFLAGS)
 tests_unit_test_common_LDADD = common/libcommon.la $(UNIT_LDADD)
 TESTS += tests/unit/test_common

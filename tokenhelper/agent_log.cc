@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "common/sanitize.h"
+
 namespace mailoauth::agent {
 
 namespace {
@@ -98,18 +100,9 @@ bool stderr_is_journal() {
     return dev == static_cast<unsigned long long>(st.st_dev) && ino == static_cast<unsigned long long>(st.st_ino);
 }
 
-std::string one_line(const std::string& s, std::size_t max) {
-    std::string o;
-    for (char c : s) {
-        if (o.size() >= max) {
-            o += "...";
-            break;
-        }
-        unsigned char u = static_cast<unsigned char>(c);
-        o += (u < 0x20 || u == 0x7f) ? ' ' : c;
-    }
-    return o;
-}
+// Peer text (account names, the identity provider's words) through the one
+// sanitizer: no control characters of either C0 or C1 form, valid UTF-8.
+std::string one_line(const std::string& s, std::size_t max) { return sanitize::text(s, max); }
 
 std::string user_name(uid_t uid) {
     struct passwd pw;

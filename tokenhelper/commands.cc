@@ -9,6 +9,7 @@
 
 
 #include "common/protocol.h"
+#include "common/sanitize.h"
 #include "common/secret.h"
 #include "tokenhelper/agent.h"
 #include "tokenhelper/device_flow.h"
@@ -219,11 +220,7 @@ private:
 };
 
 // A message that goes into a protocol value or one log line.
-std::string one_line(const std::string& s) {
-    std::string o;
-    for (char c : s) o += (c == '\n' || c == '\r' || c == '\0') ? ' ' : c;
-    return o.substr(0, 2000);
-}
+std::string one_line(const std::string& s) { return sanitize::text(s, 2000); }
 
 int fail(const std::string& msg, int code) {
     std::fprintf(stderr, "mailoauth: %s\n", msg.c_str());
@@ -479,7 +476,7 @@ int cmd_status(const Parsed& p, const Environment& env) {
                               .num("refresh_token_age_seconds",
                                    r.refresh_obtained_at > 0 ? now - r.refresh_obtained_at : 0)
                               .num("created_at", r.created_at)
-                              .str("last_error", r.last_error)
+                              .str("last_error", sanitize::text(r.last_error, 1000))
                               .num("last_error_at", r.last_error_at)
                               .text());
         } else {
@@ -495,7 +492,8 @@ int cmd_status(const Parsed& p, const Environment& env) {
                             when(r.access_expires_at, now).c_str());
             std::printf("  refresh token:  obtained %s\n", when(r.refresh_obtained_at, now).c_str());
             if (r.last_error.empty()) std::printf("  last error:     none\n");
-            else std::printf("  last error:     %s: %s\n", format_utc(r.last_error_at).c_str(), r.last_error.c_str());
+            else std::printf("  last error:     %s: %s\n", format_utc(r.last_error_at).c_str(),
+                             sanitize::text(r.last_error, 1000).c_str());
         }
     }
     if (json) {

@@ -13,6 +13,7 @@
 #include "common/fd.h"
 #include "common/msgio.h"
 #include "common/protocol.h"
+#include "common/sanitize.h"
 #include "common/sasl_modules.h"
 #include "common/secret.h"
 #include "tokenhelper/agent.h"
@@ -38,20 +39,6 @@ std::string where(const config::Config& cfg, const config::Entry& e) {
     return cfg.path + ":" + std::to_string(e.line);
 }
 
-
-// What a peer sent, fit to print: the agent's socket may be held by
-// another program, so no control characters and at most max bytes.
-std::string printable(const std::string& s, std::size_t max = 300) {
-    std::string out;
-    for (unsigned char c : s) {
-        if (out.size() >= max) {
-            out += "...";
-            break;
-        }
-        out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
-    }
-    return out;
-}
 
 std::vector<Finding> check_config(const GlobalOptions& opts, Environment& env, bool& usable) {
     std::vector<Finding> out;
@@ -197,7 +184,9 @@ Finding ask_agent(const agent::SocketName& name, const std::string& account, boo
     }
     int status = -1;
     protocol::reply_status(reply, status);
-    std::string desc = printable(reply.get_or("error_description", reply.get_or("error", "no token")));
+    // The agent's socket may be held by another program: print its words
+    // only sanitized (common/sanitize.h).
+    std::string desc = sanitize::text(reply.get_or("error_description", reply.get_or("error", "no token")));
     return problem(account + ": the " + who + " answers: " + desc, status == protocol::kStatusNoPerm);
 }
 
@@ -256,7 +245,7 @@ std::vector<Finding> check_record(const AccountRecord& r, long refresh_margin, s
         // exactly when only a new sign-in helps.
         bool relogin = r.last_error.find("mailoauth login") != std::string::npos;
         out.push_back(problem(a + ": the last refresh failed " + format_interval(r.last_error_at - now) + ": " +
-                                  r.last_error +
+                                  sanitize::text(r.last_error, 1000) +
                                   (relogin ? "" : " (to retry: mailoauth token " + a + " >/dev/null)"),
                               relogin));
         return out;

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "common/sanitize.h"
 #include "tokenhelper/form.h"
 
 namespace mailoauth {
@@ -263,7 +264,7 @@ Explanation explain_oauth_error(const OAuthError& e, const std::string& account)
 // Access block (only an administrator helps).  The error word decides
 // otherwise, then the HTTP status.  The provider's own error_description is
 // quoted only when nothing better is known: its first line (the parser drops
-// the rest and control characters), so the message stays readable.
+// the rest), sanitized and short, so the message stays readable.
 Explanation explain_oauth_error(const OAuthError& e, const ErrorContext& ctx) {
     Explanation x;
     const Word* word = find_word(e.error);
@@ -323,15 +324,7 @@ Explanation explain_oauth_error(const OAuthError& e, const ErrorContext& ctx) {
         x.message += ")";
     }
     if (known == nullptr && !e.error_description.empty()) {
-        std::string d = e.error_description.substr(0, 300);
-        if (d.size() < e.error_description.size()) {
-            // Do not end inside a UTF-8 sequence.
-            auto byte = [&d] { return static_cast<unsigned char>(d.back()); };
-            while (!d.empty() && (byte() & 0xc0) == 0x80) d.pop_back();
-            if (!d.empty() && byte() >= 0xc0) d.pop_back();
-            d += "...";
-        }
-        x.message += " The identity provider says: \"" + d + "\"";
+        x.message += " The identity provider says: \"" + sanitize::text(e.error_description, 300) + "\"";
     }
     if (!e.trace_id.empty()) x.message += " trace_id: " + e.trace_id;
     if (!e.correlation_id.empty()) x.message += " correlation_id: " + e.correlation_id;

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string_view>
 
+#include "common/sanitize.h"
 #include "common/secret.h"
 
 #ifndef MAILOAUTH_VERSION
@@ -83,13 +84,10 @@ std::string origin_of(const UrlParts& p) {
     return o;
 }
 
-// curl's error buffer, made safe to print on one line.
+// curl's error buffer or a header of the server's, made safe to print on
+// one line.
 std::string printable(const char* s) {
-    std::string out;
-    for (; s != nullptr && *s != '\0' && out.size() < 300; ++s) {
-        unsigned char c = static_cast<unsigned char>(*s);
-        out.push_back(c < 0x20 || c == 0x7f ? ' ' : static_cast<char>(c));
-    }
+    std::string out = sanitize::text(s != nullptr ? s : "", 300);
     while (!out.empty() && out.back() == ' ') out.pop_back();
     return out;
 }

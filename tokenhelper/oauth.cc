@@ -8,6 +8,8 @@
 #include <exception>
 #include <memory>
 
+#include "common/sanitize.h"
+
 namespace mailoauth {
 
 namespace {
@@ -51,19 +53,10 @@ bool parse_object(std::string_view body, Json::Value& root, std::string& err) {
     return true;
 }
 
-// Bytes a terminal would act on: C0 controls, DEL, and the C1 controls
-// U+0080..U+009F in their UTF-8 form (some terminals honour U+009B as CSI).
-bool has_control(std::string_view s) {
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c < 0x20 || c == 0x7f) return true;
-        if (c == 0xc2 && i + 1 < s.size()) {
-            unsigned char d = static_cast<unsigned char>(s[i + 1]);
-            if (d >= 0x80 && d <= 0x9f) return true;
-        }
-    }
-    return false;
-}
+// A value used exactly as sent or not at all (a code to type, a URL to
+// open, an id): true when it holds anything common/sanitize.h would
+// replace (controls in any form, bidi controls, ill-formed UTF-8).
+bool has_control(std::string_view s) { return !sanitize::clean(s); }
 
 // Tokens travel inside SASL messages, HTTP headers and key=value lines, so
 // only visible ASCII is accepted (RFC 6750 b64token is a subset of this;
@@ -201,25 +194,11 @@ std::string username_from_id_token(std::string_view jwt) {
 
 // error_description is shown to people and may end up in a key=value line.
 // Microsoft's runs on over CRLF with the trace and correlation ids, which
-// have their own fields, so only the first line is kept; any other control
-// character becomes a space.
+// have their own fields, so only the first line is kept, sanitized.
 std::string first_line(std::string_view s) {
-    std::string out;
-    for (char ch : s) {
-        unsigned char c = static_cast<unsigned char>(ch);
-        if (c == '\r' || c == '\n') break;
-        if (out.size() >= kMaxDescription) break;
-        out.push_back(c < 0x20 || c == 0x7f ? ' ' : ch);
-    }
+    s = s.substr(0, s.find_first_of("\r\n"));
+    std::string out = sanitize::text(s, kMaxDescription);
     while (!out.empty() && out.back() == ' ') out.pop_back();
-    // Never end in the middle of a UTF-8 sequence after truncation.
-    std::size_t cut = out.size();
-    while (cut > 0 && (static_cast<unsigned char>(out[cut - 1]) & 0xc0) == 0x80) --cut;
-    if (cut > 0 && static_cast<unsigned char>(out[cut - 1]) >= 0xc0) {
-        const unsigned char lead = static_cast<unsigned char>(out[cut - 1]);
-        const std::size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-        if (out.size() - (cut - 1) < need) out.resize(cut - 1);
-    }
     return out;
 }
 
@@ -257,7 +236,7 @@ bool parse_device_code(std::string_view body, DeviceCodeResponse& out, std::stri
         case Field::Ok: break;
     }
     if (out.user_code.empty() || has_control(out.user_code)) {
-        err = "user_code is empty or holds control characters";
+        err = "user_code is empty or holds control characters or invalid UTF-8";
         return false;
     }
 
@@ -269,7 +248,7 @@ bool parse_device_code(std::string_view body, DeviceCodeResponse& out, std::stri
     if (f == Field::Missing) err = "verification_uri is missing";
     if (f != Field::Ok) return false;
     if (out.verification_uri.empty() || has_control(out.verification_uri)) {
-        err = "verification_uri is empty or holds control characters";
+        err = "verification_uri is empty or holds control characters or invalid UTF-8";
         return false;
     }
 
@@ -290,10 +269,12 @@ bool parse_device_code(std::string_view body, DeviceCodeResponse& out, std::stri
     out.interval = interval < 1 ? 1 : interval > 60 ? 60 : interval;
 
     // Optional texts that are only shown: a bad one is dropped, not fatal,
-    // since the URL and the code are enough to sign in.
+    // since the URL and the code are enough to sign in.  The message is
+    // prose: shown sanitized.  The complete URI is a link: exact or nothing.
     std::string ignored;
-    if (get_string(root, "message", kMaxText, out.message, ignored) != Field::Ok ||
-        has_control(out.message)) {
+    if (get_string(root, "message", kMaxText, out.message, ignored) == Field::Ok) {
+        out.message = sanitize::text(out.message, kMaxText);
+    } else {
         out.message.clear();
     }
     if (get_string(root, "verification_uri_complete", kMaxText, out.verification_uri_complete,
@@ -352,7 +333,7 @@ bool parse_token(std::string_view body, TokenResponse& out, std::string& err) {
     if (get_seconds(root, "expires_in", out.expires_in, err) == Field::Bad) return false;
     if (get_string(root, "scope", kMaxText, out.scope, err) == Field::Bad) return false;
     if (has_control(out.scope)) {
-        err = "scope holds control characters";
+        err = "scope holds control characters or invalid UTF-8";
         return false;
     }
 

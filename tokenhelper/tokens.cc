@@ -4,6 +4,7 @@
 
 #include "common/margin.h"
 #include "common/protocol.h"
+#include "common/sanitize.h"
 #include "common/secret.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/form.h"
@@ -36,7 +37,7 @@ TokenResult store_error(const std::string& why) {
 
 // Remembers the failure in the record so `mailoauth status` can show it.
 void note_failure(const Store& store, AccountRecord rec, const std::string& message, std::int64_t now) {
-    rec.last_error = message.substr(0, 1000);
+    rec.last_error = sanitize::text(message, 1000);
     rec.last_error_at = now;
     std::string ignored;
     store.save(rec, ignored);

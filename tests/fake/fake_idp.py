@@ -37,6 +37,13 @@ reader of a test failure can find them):
     Microsoft's with invalid_request AADSTS900144 (missing parameter).
   * Non-POST on an OAuth endpoint: 405, invalid_request AADSTS900561.
 
+Hostile text for the tests of the client's sanitizer: any fault whose
+answer is JSON (and the kind "inject", which lets the endpoint answer as it
+would) may carry "fields" (members set or replaced, JSON-encoded: a "\u009b"
+goes out as that escape) and "raw_fields" (members whose value is given in
+base64 and written verbatim between the quotes, so a raw 0x9B byte, invalid
+UTF-8, reaches the client as Python's json module would never send it).
+
 The request log on stderr holds only method, path (without query), grant
 type and status: never a token, code or form value.
 """
@@ -68,7 +75,7 @@ USER_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,253}$")
 OAUTH_PATH_RE = re.compile(r"^/([^/]+)/oauth2/v2\.0/(devicecode|token)$")
 FAULT_KINDS = ("status", "delay", "malformed", "html", "huge", "slow_down",
-               "error", "reset")
+               "error", "reset", "inject")
 
 STOP = threading.Event()
 
@@ -100,6 +107,37 @@ JWT_KEY_ID = "mailoauth-fake-1"
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def raw_json_string(data):
+    """The bytes of a JSON string literal's inside, kept verbatim except
+    what would end or break the literal (quote, backslash, C0 controls)."""
+    out = bytearray()
+    for b in data:
+        if b in (0x22, 0x5c):
+            out += b"\\" + bytes([b])
+        elif b < 0x20:
+            out += b"\\u%04x" % b
+        else:
+            out.append(b)
+    return bytes(out)
+
+
+def json_body(obj, fields=None, raw_fields=None):
+    """obj as JSON bytes, with fields set and raw_fields ({name: bytes})
+    written verbatim (see raw_json_string)."""
+    obj = dict(obj)
+    obj.update(fields or {})
+    marks = {}
+    for name, data in (raw_fields or {}).items():
+        mark = "@@raw-%s@@" % uuid.uuid4().hex
+        obj[name] = mark
+        marks[mark] = data
+    body = json.dumps(obj).encode("utf-8")
+    for mark, data in marks.items():
+        body = body.replace(json.dumps(mark).encode(),
+                            b'"' + raw_json_string(data) + b'"')
+    return body
 
 
 class OAuthError(Exception):
@@ -415,8 +453,11 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def send_json(self, status, obj, headers=None):
-        self.send_bytes(status, json.dumps(obj).encode("utf-8"),
-                        "application/json; charset=utf-8", headers)
+        # A fault's fields/raw_fields edit the one answer to its request.
+        edit, self.edit = getattr(self, "edit", None), None
+        body = json_body(obj, *edit) if edit else json.dumps(obj).encode("utf-8")
+        self.send_bytes(status, body, "application/json; charset=utf-8",
+                        headers)
 
     def oauth_error_body(self, error, code, text):
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -462,6 +503,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self):
         path = urllib.parse.urlsplit(self.path).path
+        self.edit = None    # set by oauth() from a fault, for its answer only
         try:
             m = OAUTH_PATH_RE.match(path)
             if m:
@@ -521,7 +563,13 @@ class Handler(BaseHTTPRequestHandler):
             fault = st.take_fault(endpoint, grant_type) \
                 if self.command == "POST" else None
         status = None
+        self.edit = None
         if fault:
+            p = fault["params"]
+            if p.get("fields") or p.get("raw_fields"):
+                self.edit = (dict(p.get("fields") or {}),
+                             {k: base64.b64decode(v) for k, v in
+                              (p.get("raw_fields") or {}).items()})
             status = self.apply_fault(fault, t, grant_type)
             if status is not None:
                 self.record(endpoint, grant_type, status, t)
@@ -717,6 +765,8 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return 0
+        if kind == "inject":
+            return None     # the endpoint answers; fields/raw_fields edit it
         if kind == "slow_down":
             return self.send_oauth_error(OAuthError(
                 "slow_down", 70016,
@@ -929,12 +979,17 @@ class Handler(BaseHTTPRequestHandler):
                     raise ValueError("endpoint")
                 if kind not in FAULT_KINDS:
                     raise ValueError("kind")
+                params = dict(req.get("params") or {})
+                if not isinstance(params.get("fields") or {}, dict):
+                    raise ValueError("fields")
+                for v in (params.get("raw_fields") or {}).values():
+                    base64.b64decode(v, validate=True)
                 gt = req.get("grant_type")
                 st.faults.append({
                     "endpoint": endpoint, "kind": kind,
                     "count": int(req.get("count", 1)),
                     "grant_type": grant_key(gt) if gt else None,
-                    "params": dict(req.get("params") or {}),
+                    "params": params,
                 })
                 return 200, {"queued": len(st.faults)}
             if name == "faults":

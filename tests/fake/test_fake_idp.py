@@ -575,6 +575,48 @@ class Faults(Base):
         self.assertEqual(body["error_codes"], [50076, 50079])
         self.assertTrue(body["error_description"].startswith("AADSTS50076: "))
 
+    def test_inject_fields_and_raw_bytes(self):
+        # A JSON-encoded C1 control and a raw 0x9B byte, into a success.
+        self.idp.inject("devicecode", fields={"message": "see \u009b here"},
+                        raw_fields={"verification_uri": b"https://x/\x9b\"\\"})
+        st, _, body = self.devicecode()
+        self.assertEqual(st, 200)
+        self.assertIsInstance(body, bytes)      # not UTF-8 any more
+        self.assertIn(b'"message": "see \\u009b here"', body)
+        self.assertIn(b'"verification_uri": "https://x/\x9b\\"\\\\"', body)
+        self.assertNotIn(b"@@raw-", body)
+        # Everything else is as usual: the JSON is fine but for the byte.
+        parsed = json.loads(body.decode("latin-1"))
+        self.assertEqual(parsed["message"], "see \u009b here")
+        self.assertEqual(parsed["verification_uri"], "https://x/\x9b\"\\")
+        self.assertTrue(parsed["device_code"] and parsed["user_code"])
+        # Only once: the next answer is clean.
+        self.assertEqual(self.new_code()["verification_uri"],
+                         "https://microsoft.com/devicelogin")
+
+    def test_inject_into_an_error(self):
+        # The endpoint's own error, edited; and the "error" kind, edited.
+        self.idp.inject("token", fields={"error_codes": [9999999]},
+                        raw_fields={"error_description": b"bad\xc2\x9b\x9b\x1b"})
+        st, _, body = self.poll("no-such-code")
+        self.assertEqual(st, 400)
+        self.assertIn(b'"error_description": "bad\xc2\x9b\x9b\\u001b"', body)
+        parsed = json.loads(body.decode("latin-1"))
+        self.assertEqual(parsed["error"], "bad_verification_code")
+        self.assertEqual(parsed["error_codes"], [9999999])
+
+        self.idp.fault("token", "error", error="invalid_grant",
+                       raw_fields={"error_description": b"x\x9by"})
+        st, _, body = self.poll("x")
+        self.assertEqual(st, 400)
+        self.assertIn(b'"error_description": "x\x9by"', body)
+
+    def test_inject_rejects_bad_base64(self):
+        with self.assertRaises(fakeidp.FakeIdPError):
+            self.idp._call("POST", "fault", {
+                "endpoint": "token", "kind": "inject",
+                "params": {"raw_fields": {"error": "not base64!"}}})
+
     def test_reset(self):
         self.idp.fault("token", "reset")
         with self.assertRaises((ConnectionError, urllib.error.URLError,

@@ -15,3 +15,9 @@ EXTRA_DIST += tests/helper/test_protocol_battery.py
 # kill -9 during refreshes; no core dumps.
 TESTS += tests/helper/test_margin.py tests/helper/test_crash.py tests/helper/test_coredump.py
 EXTRA_DIST += tests/helper/test_margin.py tests/helper/test_crash.py tests/helper/test_coredump.py
+# Text from peers (identity provider, helper, agent) with C1 controls in each
+# form, on its way to the terminal, the store, the logs and the plugin.
+TESTS += tests/helper/test_sanitize_idp.py
+EXTRA_DIST += tests/helper/test_sanitize_idp.py
+TESTS += tests/helper/test_sanitize_peers.py
+EXTRA_DIST += tests/helper/test_sanitize_peers.py

@@ -8,6 +8,7 @@
 Control calls go over the fake's own HTTPS port (paths under /_fake/),
 verifying its certificate against the test CA, with a timeout.
 """
+import base64
 import json
 import os
 import signal
@@ -318,10 +319,29 @@ class FakeIdP:
                      error_description=, error_description_raw=,
                      retry_after=
           reset                           (connection closed, no answer)
+          inject                          (answers as it would, edited)
+
+        Every kind that answers with JSON (status, slow_down, error,
+        inject) also takes fields={name: value} (members set, JSON-encoded,
+        so "\u009b" travels as that escape) and raw_fields={name: bytes}
+        (written verbatim inside the JSON string: a raw 0x9B byte, invalid
+        UTF-8, reaches the client).
         """
+        raw = params.get("raw_fields")
+        if raw:
+            params["raw_fields"] = {k: base64.b64encode(v).decode()
+                                    for k, v in raw.items()}
         return self._call("POST", "fault", {
             "endpoint": endpoint, "kind": kind, "count": count,
             "grant_type": grant_type, "params": params})
+
+    def inject(self, endpoint, count=1, grant_type=None, fields=None,
+               raw_fields=None):
+        """The next answer of ENDPOINT, whatever it is, with fields set and
+        raw_fields written as raw bytes (see fault)."""
+        return self.fault(endpoint, "inject", count=count,
+                          grant_type=grant_type, fields=fields or {},
+                          raw_fields=raw_fields or {})
 
     def clear_faults(self):
         return self._call("POST", "faults", {})

@@ -176,7 +176,14 @@ public:
 
         unknown.error_description = std::string(299, 'd') + "\xc3\xa9" + std::string(100, 'e');
         const Explanation cut = mailoauth::explain_oauth_error(unknown, "a");
-        CPPUNIT_ASSERT_MESSAGE(cut.message, contains(cut.message, std::string(299, 'd') + "...\""));
+        // At most 300 bytes, "..." included, never half of the "é".
+        CPPUNIT_ASSERT_MESSAGE(cut.message, contains(cut.message, "\"" + std::string(297, 'd') + "...\""));
+
+        // C1 CSI raw and as UTF-8 (common/sanitize.h), whoever built the
+        // OAuthError.
+        unknown.error_description = "bad\x9b" "2J and\xc2\x9b" "2J";
+        const Explanation c1 = mailoauth::explain_oauth_error(unknown, "a");
+        CPPUNIT_ASSERT_MESSAGE(c1.message, contains(c1.message, "\"bad?2J and?2J\""));
     }
 
     void explain_aadsts_known_and_unknown() {

@@ -56,7 +56,8 @@ class OAuthTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(device_code_microsoft);
     CPPUNIT_TEST(device_code_google_spelling);
     CPPUNIT_TEST(device_code_interval_defaults_and_clamps);
-    CPPUNIT_TEST(device_code_optional_texts_dropped_when_unprintable);
+    CPPUNIT_TEST(device_code_message_sanitized_link_dropped);
+    CPPUNIT_TEST(device_code_c1_in_both_forms);
     CPPUNIT_TEST(device_code_rejects);
     CPPUNIT_TEST(token_full);
     CPPUNIT_TEST(token_minimal_and_defaults);
@@ -110,14 +111,16 @@ public:
         }
     }
 
-    void device_code_optional_texts_dropped_when_unprintable() {
+    // The message is prose, shown sanitized; the complete link is used
+    // exactly as sent or not at all.
+    void device_code_message_sanitized_link_dropped() {
         const std::string body =
             R"({"device_code":"d","user_code":"u","verification_uri":"https://x/","expires_in":600,)"
             R"("message":"evil \u001b[2J text","verification_uri_complete":"https://x/?code=u\u0007"})";
         DeviceCodeResponse d;
         std::string err;
         CPPUNIT_ASSERT_MESSAGE(err, mailoauth::parse_device_code_response(body, d, err));
-        CPPUNIT_ASSERT(d.message.empty());
+        CPPUNIT_ASSERT_EQUAL(std::string("evil ?[2J text"), d.message);
         CPPUNIT_ASSERT(d.verification_uri_complete.empty());
 
         const std::string ok =
@@ -126,6 +129,36 @@ public:
         CPPUNIT_ASSERT_MESSAGE(err, mailoauth::parse_device_code_response(ok, d, err));
         CPPUNIT_ASSERT_EQUAL(std::string("Öffnen Sie https://x/"), d.message);
         CPPUNIT_ASSERT_EQUAL(std::string("https://x/?code=u"), d.verification_uri_complete);
+    }
+
+    // U+009B (CSI) as the escape \u009b, as raw UTF-8 C2 9B, and as the raw
+    // byte 0x9B that jsoncpp passes through: in the message it becomes '?';
+    // in the URI or the code to type the reply is refused.
+    void device_code_c1_in_both_forms() {
+        const std::string head = R"({"device_code":"d","expires_in":600,)";
+        for (const std::string& c1 : {std::string("\\u009b"), std::string("\xc2\x9b"), std::string("\x9b")}) {
+            DeviceCodeResponse d;
+            std::string err;
+            const std::string msg = head + R"("user_code":"u","verification_uri":"https://x/","message":"a)" + c1 +
+                                    R"(31mb"})";
+            CPPUNIT_ASSERT_MESSAGE(err, mailoauth::parse_device_code_response(msg, d, err));
+            CPPUNIT_ASSERT_EQUAL(std::string("a?31mb"), d.message);
+
+            const std::string uri = head + R"("user_code":"u","verification_uri":"https://x/)" + c1 + R"("})";
+            CPPUNIT_ASSERT(!mailoauth::parse_device_code_response(uri, d, err));
+            CPPUNIT_ASSERT_MESSAGE(err, err.find("verification_uri") != std::string::npos);
+
+            const std::string code = head + R"("user_code":"u)" + c1 + R"(","verification_uri":"https://x/"})";
+            CPPUNIT_ASSERT(!mailoauth::parse_device_code_response(code, d, err));
+            CPPUNIT_ASSERT_MESSAGE(err, err.find("user_code") != std::string::npos);
+
+            OAuthError e;
+            const std::string error = R"({"error":"x","error_description":"a)" + c1 + R"(31mb","trace_id":"t)" + c1 +
+                                      R"("})";
+            CPPUNIT_ASSERT(mailoauth::parse_error_response(error, e));
+            CPPUNIT_ASSERT_EQUAL(std::string("a?31mb"), e.error_description);
+            CPPUNIT_ASSERT(e.trace_id.empty());
+        }
     }
 
     void device_code_rejects() {
@@ -316,10 +349,10 @@ public:
             {R"({"error":"x","error_codes":"700082"})", {}, "", ""},
             {R"({"error":"x","error_codes":[70016,"50076",-1,1.5,null,50173]})", {70016, 50173}, "", ""},
             {R"({"error":"x","error_description":["no"],"trace_id":5})", {}, "", ""},
-            {R"({"error":"x","error_description":"one\ttab\u0000nul","trace_id":"t\nx"})", {}, "one tab nul", ""},
+            {R"({"error":"x","error_description":"one\ttab\u0000nul","trace_id":"t\nx"})", {}, "one tab?nul", ""},
             {R"({"error":"x","trace_id":")" + std::string(200, 'a') + R"("})", {}, "", ""},
             {R"({"error":"x","error_description":")" + std::string(5000, 'd') + R"("})", {}, "", ""},
-            {R"({"error":"x","error_description":")" + std::string(2000, 'd') + R"("})", {}, std::string(1024, 'd'), ""},
+            {R"({"error":"x","error_description":")" + std::string(2000, 'd') + R"("})", {}, std::string(1021, 'd') + "...", ""},
             {R"({"error":"x","trace_id":"abc","unknown":{"deep":[[[1]]]}})", {}, "", "abc"},
         };
         for (const Case& c : cases) {
