@@ -36,3 +36,11 @@ EXTRA_DIST += tests/e2e/test_nmh.py tests/e2e/sasl/nmhlib.py \
 # refresh, the next run logs in.
 TESTS += tests/e2e/test_refused_token.py
 EXTRA_DIST += tests/e2e/test_refused_token.py
+
+# More programs with a token command: mpop, curl, Python's imaplib and
+# smtplib, with the configurations the README shows.
+TESTS += tests/e2e/test_more_clients.py
+EXTRA_DIST += tests/e2e/test_more_clients.py \
+	tests/e2e/clients/mpoprc.in tests/e2e/clients/curl-imap.sh.in \
+	tests/e2e/clients/curl-smtp.sh.in tests/e2e/clients/python-imap.py.in \
+	tests/e2e/clients/python-smtp.py.in
