@@ -24,3 +24,23 @@ TESTS += tests/e2e/test_sasl_clients.py tests/e2e/test_lifecycle.py
 EXTRA_DIST += tests/e2e/test_sasl_clients.py tests/e2e/test_lifecycle.py \
 	tests/e2e/sasl/sasllib.py tests/e2e/sasl/saslclient.py \
 	tests/e2e/sasl/mbsyncrc.in
+
+# nmh (send/post over submission, inc over POP3) through libmailoauth.so
+# with OAUTHBEARER, with the ~/.mh_profile the README shows.  Needs nmh.
+TESTS += tests/e2e/test_nmh.py
+EXTRA_DIST += tests/e2e/test_nmh.py tests/e2e/sasl/nmhlib.py \
+	tests/e2e/clients/mh_profile.in
+
+# A token the server refuses, with imtest, pop3test, smtptest (both
+# mechanisms) and mbsync: the reply to the error challenge, the forced
+# refresh, the next run logs in.
+TESTS += tests/e2e/test_refused_token.py
+EXTRA_DIST += tests/e2e/test_refused_token.py
+
+# More programs with a token command: mpop, curl, Python's imaplib and
+# smtplib, with the configurations the README shows.
+TESTS += tests/e2e/test_more_clients.py
+EXTRA_DIST += tests/e2e/test_more_clients.py \
+	tests/e2e/clients/mpoprc.in tests/e2e/clients/curl-imap.sh.in \
+	tests/e2e/clients/curl-smtp.sh.in tests/e2e/clients/python-imap.py.in \
+	tests/e2e/clients/python-smtp.py.in
