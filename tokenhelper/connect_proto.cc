@@ -117,8 +117,8 @@ std::string one_line(std::string_view text, std::size_t max) {
             out += "...";
             break;
         }
-        bool space = c < 0x20 || c == 0x7f;
-        if (space && (out.empty() || out.back() == ' ')) continue;  // fold runs
+        bool space = c <= 0x20 || c == 0x7f;
+        if (space && (out.empty() || out.back() == ' ')) continue;  // fold runs of blanks
         out += space ? ' ' : static_cast<char>(c);
     }
     while (!out.empty() && out.back() == ' ') out.pop_back();
@@ -293,10 +293,11 @@ bool base64_decode(std::string_view in, std::string& out) {
                 if (v[k] < 0) return false;
             }
         }
+        // Padding: the unused bits must be zero (one encoding per value).
         out += static_cast<char>((v[0] << 2) | (v[1] >> 4));
-        if (v[2] == -2) break;
+        if (v[2] == -2) return (v[1] & 15) == 0;
         out += static_cast<char>(((v[1] & 15) << 4) | (v[2] >> 2));
-        if (v[3] == -2) break;
+        if (v[3] == -2) return (v[2] & 3) == 0;
         out += static_cast<char>(((v[2] & 3) << 6) | v[3]);
     }
     return true;

@@ -34,8 +34,8 @@ LineStatus take_line(std::string& buf, std::string& line, std::size_t max = kMax
 // sanitize::text when that lands.
 std::string peer_text(std::string_view text, std::size_t max = 300);
 
-// One line for a protocol answer or a log: CR, LF and other controls
-// become spaces, capped at max.  For our own messages, which may hold
+// One line for a protocol answer or a log: each run of CR, LF, other
+// controls and blanks becomes one space, capped at max.  For our own messages, which may hold
 // several sentences or lines.
 std::string one_line(std::string_view text, std::size_t max = 1000);
 
