@@ -3,4 +3,4 @@
 # (not built by make, not part of make check).
 EXTRA_DIST += bench/run bench/README.md bench/benchlib.py bench/login.py \
 	bench/token.py bench/storm.py bench/sasl_login_loop.c
-EXTRA_DIST += bench/plugin-load.sh
+EXTRA_DIST += bench/plugin-load.sh bench/tunnel.py

@@ -44,3 +44,15 @@ EXTRA_DIST += tests/e2e/test_more_clients.py \
 	tests/e2e/clients/mpoprc.in tests/e2e/clients/curl-imap.sh.in \
 	tests/e2e/clients/curl-smtp.sh.in tests/e2e/clients/python-imap.py.in \
 	tests/e2e/clients/python-smtp.py.in
+
+# `mailoauth connect` with the programs that hand it their connection:
+# fetchmail (plugin, IMAP and POP3, implicit TLS and STARTTLS), mutt and
+# neomutt (tunnel), mbsync (Tunnel), offlineimap3 (preauthtunnel), with the
+# configurations the README shows; refused and revoked tokens, an unknown
+# CA, a silent server, a client that leaves.  Needs fetchmail, offlineimap3
+# and the packages above.
+TESTS += tests/e2e/test_connect.py
+EXTRA_DIST += tests/e2e/test_connect.py \
+	tests/e2e/clients/fetchmailrc-imap.in tests/e2e/clients/fetchmailrc-pop3.in \
+	tests/e2e/clients/muttrc-tunnel.in tests/e2e/clients/mbsyncrc-tunnel.in \
+	tests/e2e/clients/offlineimaprc-tunnel.in
