@@ -37,13 +37,15 @@ EXTRA_DIST += tests/e2e/test_nmh.py tests/e2e/sasl/nmhlib.py \
 TESTS += tests/e2e/test_refused_token.py
 EXTRA_DIST += tests/e2e/test_refused_token.py
 
-# More programs with a token command: mpop, curl, Python's imaplib and
-# smtplib, with the configurations the README shows.
+# More programs with a token command: mpop, curl, offlineimap3, s-nail,
+# Python's imaplib and smtplib, with the configurations the README shows.
 TESTS += tests/e2e/test_more_clients.py
 EXTRA_DIST += tests/e2e/test_more_clients.py \
 	tests/e2e/clients/mpoprc.in tests/e2e/clients/curl-imap.sh.in \
 	tests/e2e/clients/curl-smtp.sh.in tests/e2e/clients/python-imap.py.in \
-	tests/e2e/clients/python-smtp.py.in
+	tests/e2e/clients/python-smtp.py.in \
+	tests/e2e/clients/offlineimaprc.in tests/e2e/clients/offlineimap.py.in \
+	tests/e2e/clients/mailrc.in
 
 # `mailoauth connect` with the programs that hand it their connection:
 # fetchmail (plugin, IMAP and POP3, implicit TLS and STARTTLS), mutt and
