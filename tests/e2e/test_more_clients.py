@@ -11,6 +11,13 @@ with the local host, ports and CA file) and its trap avoided:
             never in its argv).  Offered both, Debian 12's curl picks
             OAUTHBEARER, --login-options AUTH=XOAUTH2 or not: Dovecot logs
             that mechanism;
+  offlineimap3
+            syncs the INBOX over IMAPS with oauth2_access_token_eval
+            (implicit TLS with sslcacertfile: on STARTTLS offlineimap checks
+            no certificate) and auth_mechanisms = XOAUTH2;
+  s-nail    sends over submission (`smtp-auth=oauthbearer` needs
+            v15-compat and sends XOAUTH2; the token goes into its `password`
+            variable from a macro run before each message);
   Python    imaplib and smtplib (the error challenge is answered with an
             empty response, not the token again; smtplib's starttls()
             checks no certificate unless given a context).
@@ -30,7 +37,8 @@ ALICE = ttc.ALICE
 README_VALUES = dict(ttc.README_VALUES, POP_HOST="outlook.office365.com",
                      POP3S_PORT="995", SUBJECT="hello")
 TEMPLATES = ("mpoprc.in", "curl-imap.sh.in", "curl-smtp.sh.in",
-             "python-imap.py.in", "python-smtp.py.in")
+             "python-imap.py.in", "python-smtp.py.in", "offlineimaprc.in",
+             "offlineimap.py.in", "mailrc.in")
 
 
 class MoreClients(ttc.TokenClients):
@@ -104,6 +112,52 @@ class MoreClients(ttc.TokenClients):
         got = self.wait_delivered(subject, "curl", rc, text, offset)
         self.assertIn(b"with ESMTPSA", got)
         self.assert_login("submission", "OAUTHBEARER", offset)
+
+    # offlineimap3 ------------------------------------------------------------
+    def test_offlineimap3_syncs_inbox_over_imaps(self):
+        self.need("offlineimap")
+        self.install("offlineimaprc.in", ".offlineimaprc")
+        self.install("offlineimap.py.in", ".offlineimap.py")
+        maildir = os.path.join(self.home, "Mail", "office365")
+        os.makedirs(maildir, exist_ok=True)
+        subject = ttc.unique_subject("offlineimap")
+        self.put_message(subject)
+        offset = self.log_offset()
+        rc, text = self.run_client("offlineimap",
+                                   ["offlineimap", "-o", "-u", "basic"])
+        self.assertEqual(rc, 0, self.explain("offlineimap", rc, text, offset))
+        found = False
+        for root, _dirs, files in os.walk(os.path.join(maildir, "INBOX")):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    found = found or subject.encode() in f.read()
+        self.assertTrue(found, "not synced: " +
+                        self.explain("offlineimap", rc, text, offset))
+        self.assert_login("imap", "XOAUTH2", offset)
+
+    # s-nail ------------------------------------------------------------------
+    def test_s_nail_sends_over_submission(self):
+        self.need("s-nail")
+        mailrc = self.install("mailrc.in", ".mailrc")
+        subject = ttc.unique_subject("s-nail")
+        offset = self.log_offset()
+        # -n: not /etc/s-nail.rc; the configuration is the user's ~/.mailrc.
+        # For root s-nail replaces $HOME by root's own home, for itself and
+        # the commands it runs, so MAILRC names the test home's file,
+        # XDG_STATE_HOME its token store, and DEAD keeps a failed message
+        # in the work directory.
+        state = os.path.join(self.home, ".local", "state")
+        rc, text = self.run_client(
+            "s-nail", ["env", "MAILRC=" + mailrc, "XDG_STATE_HOME=" + state,
+                       "s-nail", "-n",
+                       "-S", "DEAD=" + os.path.join(self.work.path, "dead.letter"),
+                       "-s", subject, ALICE],
+            stdin=b"sent by s-nail\n")
+        self.assertEqual(rc, 0, self.explain("s-nail", rc, text, offset))
+        got = self.wait_delivered(subject, "s-nail", rc, text, offset)
+        self.assertIn(b"with ESMTPSA", got)
+        # Its setting is named oauthbearer; what it sends is XOAUTH2.
+        self.assert_login("submission", "XOAUTH2", offset)
 
     # Python ------------------------------------------------------------------
     def test_python_imaplib_lists_inbox(self):
