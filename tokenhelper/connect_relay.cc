@@ -13,7 +13,7 @@ namespace {
 // `to` takes them.  New bytes are only appended, so a TLS write that must
 // be repeated finds its bytes where it left them.
 struct Direction {
-    Direction(Transport& f, Transport& t, std::string pending, std::size_t size)
+    Direction(Transport& f, Transport& t, const std::string& pending, std::size_t size)
         : from(f), to(t), cap(pending.size() > size ? pending.size() : size), buf(new char[cap]) {
         std::memcpy(buf.get(), pending.data(), pending.size());
         len = pending.size();
