@@ -8,7 +8,7 @@
 //
 // Build and run (from the source tree):
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-//       fuzz/fuzz_connect.cc tokenhelper/connect_proto.cc plugin/wire.cc -o /tmp/fuzz_connect
+//       fuzz/fuzz_connect.cc tokenhelper/connect_proto.cc plugin/wire.cc common/sanitize.cc -o /tmp/fuzz_connect
 //   /tmp/fuzz_connect -max_total_time=60 -max_len=20000
 #include <cstddef>
 #include <cstdint>
@@ -16,17 +16,16 @@
 #include <string>
 #include <string_view>
 
+#include "common/sanitize.h"
 #include "tokenhelper/connect_proto.h"
 
 using namespace mailoauth::connect;
 
 namespace {
 
-bool printable(const std::string& s) {
-    for (unsigned char c : s)
-        if (c < 0x20 || c > 0x7e) return false;
-    return true;
-}
+// Server text as the session shows it: what common/sanitize leaves (valid
+// UTF-8 without C0, DEL, C1 or bidi controls) and nothing it would change.
+bool shown_safely(const std::string& s) { return mailoauth::sanitize::clean(s); }
 
 // One line ending in CRLF, nothing else below 0x20 but what the text had.
 bool one_protocol_line(const std::string& s) {
@@ -54,12 +53,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         pop3_code_is_temporary(s.code);
         classify_pop3_command(line);
         std::string d = describe_error_challenge(r.text);
-        if (!printable(d) || d.size() > 400) std::abort();
+        if (!shown_safely(d) || d.size() > 400) std::abort();
     }
     std::string t = peer_text(in);
-    if (!printable(t) || t.size() > 303) std::abort();
+    if (!shown_safely(t) || t.size() > 300) std::abort();
     std::string o = one_line(in);
-    if (o.find_first_of("\r\n") != std::string::npos || o.size() > 1003) std::abort();
+    if (!shown_safely(o) || o.find_first_of("\r\n") != std::string::npos || o.size() > 1000) std::abort();
 
     std::string decoded;
     if (base64_decode(in, decoded) && base64_encode(decoded) != in) std::abort();
