@@ -99,7 +99,10 @@ public:
         friend class Store;
         int fd_ = -1;
     };
-    // Waits at most timeout_ms for the lock.
+    // Waits at most timeout_ms for the lock, asleep in flock until the
+    // holder lets go (a waiter wakes at the release, not on a poll).  Uses
+    // a per-thread POSIX timer and a real-time signal (SIGRTMIN+3, with a
+    // handler that does nothing) to end the wait at the deadline.
     bool lock(const std::string& account, long timeout_ms, Lock& out, std::string& err) const;
 
 private:
