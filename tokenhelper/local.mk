@@ -21,8 +21,9 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/agent_daemon.cc \
 	tokenhelper/agent_config.h tokenhelper/agent_config.cc \
 	tokenhelper/agent_log.h tokenhelper/agent_log.cc \
+	tokenhelper/agent_pool.h tokenhelper/agent_pool.cc \
 	tokenhelper/doctor.h tokenhelper/doctor.cc
-# -pthread: the agent serves each connection in a thread.
+# -pthread: the agent serves connections from a pool of threads.
 tokenhelper_libtokenhelper_la_CPPFLAGS = $(AM_CPPFLAGS) -DMAILOAUTH_PKGLIBDIR='"$(pkglibdir)"' \
 	-DMAILOAUTH_SASLPLUGINDIR='"$(saslplugindir)"'
 tokenhelper_libtokenhelper_la_CXXFLAGS = $(AM_CXXFLAGS) -pthread

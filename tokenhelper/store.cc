@@ -567,7 +567,7 @@ std::string default_store_dir() {
 
 std::string Store::path_of(const std::string& account) const { return dir_ + "/" + account; }
 
-bool Store::open(bool create, std::string& err) {
+bool Store::open(bool create, std::string& err, bool remove_leftovers) {
     if (dir_.empty()) {
         err = "no store directory: set MAILOAUTH_STORE or use --store DIR";
         return false;
@@ -585,7 +585,7 @@ bool Store::open(bool create, std::string& err) {
     if (!check_dir_stat(dir_, st, err)) return false;
     Fd dfd;
     if (open_dir(dir_, dfd, err) != DirOpen::Ok) return false;
-    remove_abandoned_temp_files(dfd.get(), dir_);
+    if (remove_leftovers) remove_abandoned_temp_files(dfd.get(), dir_);
     return true;
 }
 
