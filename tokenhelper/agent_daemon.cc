@@ -312,15 +312,20 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
             continue;
         }
         if (!(fds[0].revents & POLLIN)) continue;
-        int cfd = ::accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (cfd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                logmsg_limited(LOG_WARNING, "accept", "accept: %s", std::strerror(errno));
-                ::poll(nullptr, 0, 100);  // let requests finish instead of spinning
+        // Every caller already queued (the socket is non-blocking), up to a
+        // bound so that signals and lingering refusals get their turn: one
+        // poll per burst instead of one per connection.
+        for (int n = 0; n < 64; ++n) {
+            int cfd = ::accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (cfd < 0) {
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                    logmsg_limited(LOG_WARNING, "accept", "accept: %s", std::strerror(errno));
+                    ::poll(nullptr, 0, 100);  // let requests finish instead of spinning
+                }
+                break;
             }
-            continue;
+            dispatch(cfd);
         }
-        dispatch(cfd);
     }
 
     // Stop accepting first: remove the name (so a new agent can start at

@@ -23,6 +23,9 @@ bool WorkerPool::submit(std::function<void()> job) {
     // Every queued job gets a thread of its own unless one is idle: a job
     // waits in the queue only for a worker that is about to take it.
     if (idle_ >= queue_.size() || threads_ >= max_threads_) {
+        // Woken after the unlock, so the worker does not wake only to wait
+        // for this mutex.
+        lk.unlock();
         cv_.notify_one();
         return true;
     }
