@@ -261,9 +261,9 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
         const int fd = conn.get();
         bool queued = false;
         try {
-            queued = pool.submit([release, &server, fd] {
+            queued = pool.submit([release, &server, fd, cred] {
                 try {
-                    server.serve(fd);
+                    server.serve(fd, cred);
                 } catch (const std::exception& e) {
                     logmsg(LOG_ERR, "request failed: %s", e.what());
                 }

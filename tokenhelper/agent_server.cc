@@ -91,14 +91,18 @@ Identities::Identities()
                lookup_group} {}
 
 bool Identities::caller(int fd, Caller& out, std::string& err, std::int64_t now) {
-    out = Caller();
     struct ucred cred;
     if (!peer_cred(fd, cred, err)) return false;
+    caller(cred, out, now);
+    return true;
+}
+
+void Identities::caller(const struct ucred& cred, Caller& out, std::int64_t now) {
+    out = Caller();
     out.pid = cred.pid;
     out.uid = cred.uid;
     out.gid = cred.gid;
     complete(out, now);
-    return true;
 }
 
 void Identities::complete(Caller& c, std::int64_t now) {
@@ -221,6 +225,20 @@ void Server::serve(int fd) {
         send_error(fd, "forbidden", "not allowed by mailoauth.conf: the agent cannot identify the caller", kExitConfig);
         return;
     }
+    serve(fd, caller, now);
+}
+
+void Server::serve(int fd, const struct ucred& cred) {
+    // The credentials the kernel recorded at connect() do not change: the
+    // accept loop's reading is as good as a second one.
+    Caller caller;
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    identities_.caller(cred, caller, now);
+    serve(fd, caller, now);
+}
+
+void Server::serve(int fd, const Caller& caller, std::int64_t now) {
+    std::string err;
     const std::string who = describe(caller);
     // What a caller can repeat at will is logged once a minute per uid.
     const std::string bad_key = "bad:" + std::to_string(caller.uid);

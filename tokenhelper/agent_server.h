@@ -50,6 +50,7 @@ public:
     // SO_PEERCRED of fd, plus the user's name and groups as peer_caller
     // fills them.
     bool caller(int fd, Caller& out, std::string& err, std::int64_t now);
+    void caller(const struct ucred& cred, Caller& out, std::int64_t now);
     // The same from credentials already read.
     void complete(Caller& c, std::int64_t now);
     bool group(const std::string& name, gid_t& gid, std::int64_t now);
@@ -78,11 +79,14 @@ class Server {
 public:
     Server(const Environment& env, HttpClient& http);
     void serve(int fd);
+    // The same with the caller's SO_PEERCRED, as the accept loop read it.
+    void serve(int fd, const struct ucred& cred);
     TokenBroker& broker() { return broker_; }
     // SIGHUP: look users and groups up again.
     void forget_identities() { identities_.forget(); }
 
 private:
+    void serve(int fd, const Caller& caller, std::int64_t now);
     Outcome fetch(const std::string& account, bool force, const std::string& rejected_tail);
     bool peek(const std::string& account, Outcome& out);
     std::string version(const std::string& account);

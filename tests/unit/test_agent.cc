@@ -729,6 +729,13 @@ public:
         std::string err;
         CPPUNIT_ASSERT_MESSAGE(err, ids.caller(sv[0], a, err, 1000));
         CPPUNIT_ASSERT_MESSAGE(err, peer_caller(sv[0], b, err));
+        // From credentials the accept loop already read: the same again.
+        struct ucred cred;
+        CPPUNIT_ASSERT_MESSAGE(err, peer_cred(sv[0], cred, err));
+        Caller c;
+        ids.caller(cred, c, 1000);
+        CPPUNIT_ASSERT_EQUAL(b.user, c.user);
+        CPPUNIT_ASSERT(b.groups == c.groups && b.uid == c.uid && b.pid == c.pid);
         ::close(sv[0]);
         ::close(sv[1]);
         CPPUNIT_ASSERT_EQUAL(b.pid, a.pid);
