@@ -8,6 +8,7 @@
 #include "plugin/wire.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
 
 namespace mailoauth::plugin {
@@ -17,8 +18,16 @@ PluginState& plugin_state() {
     return state;
 }
 
+bool steps_only_after_continue(const std::string& program) {
+    const std::string::size_type slash = program.rfind('/');
+    const std::string base = slash == std::string::npos ? program : program.substr(slash + 1);
+    return base == "mbsync";
+}
+
 void PluginState::init() {
     cache.clear();
+    // glibc's name of the program as started (argv[0] without directories).
+    continue_after_response = steps_only_after_continue(program_invocation_short_name);
     settings.load();
     set_log_level(settings.error.empty() ? settings.log_level : SASL_LOG_NOTE);
     // agent_socket in mailoauth.conf: ask the agent (nothing to run, so it
@@ -191,7 +200,9 @@ int Connection::initial_response(sasl_client_params_t* params, sasl_interact_t**
     oparams->decode = nullptr;
     oparams->param_version = 0;
     state_ = State::ResponseSent;
-    return SASL_CONTINUE;
+    // Done as far as this side knows (see mechanism.h); doneflag stays 0 so
+    // that an error challenge can still be answered.
+    return st.continue_after_response ? SASL_CONTINUE : SASL_OK;
 }
 
 int Connection::error_challenge(sasl_client_params_t* params, const char* serverin,

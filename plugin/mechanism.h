@@ -1,14 +1,27 @@
 // The XOAUTH2 and OAUTHBEARER client state machine.
 //
-//   start ──step(empty)──▶ initial response sent ──step(empty)──▶ done (SASL_OK)
+//   start ──step(empty)──▶ initial response sent (SASL_OK, doneflag 0)
 //                                  │
-//                                  └─step(error JSON)──▶ error reply sent
+//                                  ├─step(empty)──▶ done (SASL_OK, doneflag 1)
+//                                  └─step(error JSON)──▶ error reply sent (SASL_CONTINUE)
 //
-// After the initial response the mechanism returns SASL_CONTINUE rather
-// than SASL_OK: a server that refuses the token sends an error challenge
-// (base64 JSON, decoded by the application) that must be answered before
-// it reports the failure: with an empty response for XOAUTH2, with a single
-// ^A for OAUTHBEARER (RFC 7628 section 3.2.3).
+// The initial response is the client's last word when the server accepts
+// the token, so the first step returns SASL_OK, as Cyrus SASL's own PLAIN
+// does: a program that follows the API strictly (nmh) takes the server's
+// success as the end of the exchange, where SASL_CONTINUE would make it
+// wait for one more challenge and report the success as a protocol error.
+// oparams->doneflag stays 0, so libsasl2 still lets the program call
+// sasl_client_step() when a server that refuses the token sends an error
+// challenge (base64 JSON, decoded by the program); it must be answered
+// before the server reports the failure: with an empty response for
+// XOAUTH2, with a single ^A for OAUTHBEARER (RFC 7628 section 3.2.3).
+//
+// mbsync is the exception: after SASL_OK it refuses to pass a challenge on
+// ("IMAP wants more steps despite successful SASL authentication"), leaves
+// the server waiting for the reply until it drops the connection minutes
+// later, and the refused token is never replaced.  In mbsync the first
+// step returns SASL_CONTINUE, which it handles both ways (it calls
+// sasl_client_step() once more after the server's OK).
 #ifndef MAILOAUTH_PLUGIN_MECHANISM_H
 #define MAILOAUTH_PLUGIN_MECHANISM_H
 
@@ -39,6 +52,10 @@ struct PluginState {
     // Re-reads the configuration and forgets cached tokens.
     void init();
 
+    // SASL_CONTINUE rather than SASL_OK after the initial response (see
+    // above); set at init from the program's name.
+    bool continue_after_response = false;
+
     // Warnings found at init, logged once more through the first
     // connection's utils (the program's own log callback).
     void set_init_warnings(std::vector<std::string> warnings);
@@ -50,6 +67,10 @@ private:
 };
 
 PluginState& plugin_state();
+
+// True for the programs that pass no challenge to the mechanism after it
+// returned SASL_OK (mbsync), by the name the program was started as.
+bool steps_only_after_continue(const std::string& program);
 
 class Connection {
 public:

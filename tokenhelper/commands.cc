@@ -12,6 +12,7 @@
 #include "common/sanitize.h"
 #include "common/secret.h"
 #include "tokenhelper/agent.h"
+#include "tokenhelper/connect.h"
 #include "tokenhelper/device_flow.h"
 #include "tokenhelper/doctor.h"
 #include "tokenhelper/errors.h"
@@ -45,12 +46,16 @@ const OptionSpec kOptions[] = {
     {"tenant", "TENANT", "login", "directory (tenant): organizations (default), common, consumers, a GUID or a domain"},
     {"client-id", "ID", "login", "application (client) ID of your app registration (required)"},
     {"authority", "URL", "login", "identity provider base URL (default https://login.microsoftonline.com/TENANT)"},
-    {"ca-file", "PATH", "login", "trust only the CA certificates in PATH for the identity provider"},
+    {"ca-file", "PATH", "login connect", "trust only the CA certificates in PATH (login: the identity provider; connect: the mail server)"},
     {"scope", "SCOPE", "login", "scope to request; repeat for several (default: IMAP, POP, SMTP and offline_access)"},
     {"user", "NAME", "login", "user name to put on the wire, e.g. a shared mailbox (default: the account)"},
     {"allow-insecure-http", nullptr, "login", "allow http:// to a loopback authority (tests only)"},
     {"force-refresh", nullptr, "token", "refresh even if the current access token is still valid"},
     {"json", nullptr, "status", "machine-readable output"},
+    {"protocol", "PROTO", "connect", "imap or pop3 (default: pop3 for ports 110 and 995, else imap)"},
+    {"tls", "MODE", "connect", "implicit, starttls, or none for a server on this machine (default: starttls for ports 143 and 110, else implicit)"},
+    {"mechanism", "MECH", "connect", "XOAUTH2 (default) or OAUTHBEARER"},
+    {"timeout", "SEC", "connect", "time limit for each step before the session is handed over (default 30)"},
     {"socket", "NAME", "agent", "listen on @NAME (abstract) or /PATH (default: agent_socket, else @mailoauth-agent)"},
     {"foreground", nullptr, "agent", "do not detach; log to standard error as well as to syslog"},
     {"help", nullptr, "*", "show this help"},
@@ -71,6 +76,7 @@ const VerbSpec kVerbs[] = {
     {"logout", "logout ACCOUNT", "delete the account's stored tokens"},
     {"agent", "agent [--socket NAME] [--foreground]", "serve tokens to allowed local users over a socket"},
     {"doctor", "doctor [ACCOUNT]", "check configuration, store, accounts, plugin and agent; say what to fix"},
+    {"connect", "connect ACCOUNT HOST PORT", "an IMAP or POP3 session already logged in, on stdin/stdout (fetchmail plugin, mutt tunnel)"},
 };
 
 struct Parsed {
@@ -101,7 +107,7 @@ const OptionSpec* find_option(const std::string& name) {
 
 bool option_applies(const OptionSpec& o, const std::string& verb) {
     if (std::strcmp(o.verbs, "*") == 0) return true;
-    return verb == o.verbs;
+    return (" " + std::string(o.verbs) + " ").find(" " + verb + " ") != std::string::npos;
 }
 
 void print_help(FILE* out, const std::string& verb) {
@@ -533,6 +539,27 @@ int cmd_agent(const Parsed& p, const Environment& env, HttpClient& http) {
     return agent::run(o, env, http);
 }
 
+int cmd_connect(const Parsed& p, const Environment& env, HttpClient& http) {
+    if (p.positional.size() != 3)
+        return usage_error("usage: mailoauth connect ACCOUNT HOST PORT [--protocol imap|pop3] "
+                           "[--tls implicit|starttls|none] [--ca-file PATH] [--mechanism XOAUTH2|OAUTHBEARER] "
+                           "[--timeout SEC]");
+    connect::Options o;
+    o.account = p.positional[0];
+    o.host = p.positional[1];
+    o.port = p.positional[2];
+    o.protocol = p.value("protocol");
+    o.tls = p.value("tls");
+    o.ca_file = p.value("ca-file");
+    o.mechanism = p.value("mechanism");
+    if (!valid_account_name(o.account)) return fail("'" + o.account + "' is not a valid account name", kExitUsage);
+    if (p.has("timeout") && !parse_seconds(p.value("timeout"), 1, 600, o.timeout))
+        return usage_error("--timeout must be a number of seconds from 1 to 600");
+    std::string why;
+    if (!connect::complete_options(o, why)) return usage_error(why);
+    return connect::run(o, env, http);
+}
+
 }  // namespace
 
 int run_command(const std::vector<std::string>& args, HttpClient& http) {
@@ -579,6 +606,7 @@ int run_command(const std::vector<std::string>& args, HttpClient& http) {
     if (p.verb == "token") return cmd_token(p, env, http);
     if (p.verb == "get") return cmd_get(p, env, http);
     if (p.verb == "agent") return cmd_agent(p, env, http);
+    if (p.verb == "connect") return cmd_connect(p, env, http);
     if (p.verb == "status") return cmd_status(p, env);
     return cmd_logout(p, env);
 }

@@ -22,7 +22,13 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/agent_config.h tokenhelper/agent_config.cc \
 	tokenhelper/agent_log.h tokenhelper/agent_log.cc \
 	tokenhelper/agent_pool.h tokenhelper/agent_pool.cc \
-	tokenhelper/doctor.h tokenhelper/doctor.cc
+	tokenhelper/doctor.h tokenhelper/doctor.cc \
+	tokenhelper/connect.h tokenhelper/connect.cc \
+	tokenhelper/connect_proto.h tokenhelper/connect_proto.cc \
+	tokenhelper/connect_transport.h tokenhelper/connect_transport.cc \
+	tokenhelper/connect_relay.h tokenhelper/connect_relay.cc \
+	tokenhelper/connect_tls.h tokenhelper/connect_tls.cc \
+	plugin/wire.h plugin/wire.cc
 # -pthread: the agent serves connections from a pool of threads.
 tokenhelper_libtokenhelper_la_CPPFLAGS = $(AM_CPPFLAGS) -DMAILOAUTH_PKGLIBDIR='"$(pkglibdir)"' \
 	-DMAILOAUTH_SASLPLUGINDIR='"$(saslplugindir)"'
@@ -55,11 +61,19 @@ tokenhelper_mailoauth_curl_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden
 tokenhelper_mailoauth_curl_la_LIBADD = tokenhelper/libnet.la common/libcommon.la
 tokenhelper_mailoauth_curl_la_LDFLAGS = -module -avoid-version -shared -no-undefined
 
-# Only the .so is needed at run time.
+# The TLS client of `mailoauth connect`, loaded with dlopen() by that verb
+# only: OpenSSL alone, without libcurl and jsoncpp (see connect_tls.h).
+pkglib_LTLIBRARIES += tokenhelper/mailoauth-tls.la
+tokenhelper_mailoauth_tls_la_SOURCES = tokenhelper/connect_tls.h tokenhelper/connect_tls_module.cc
+tokenhelper_mailoauth_tls_la_CXXFLAGS = $(AM_CXXFLAGS) $(OPENSSL_CFLAGS) -fvisibility=hidden
+tokenhelper_mailoauth_tls_la_LIBADD = $(OPENSSL_LIBS)
+tokenhelper_mailoauth_tls_la_LDFLAGS = -module -avoid-version -shared -no-undefined
+
+# Only the .so files are needed at run time.
 install-exec-hook: mailoauth-curl-remove-la
 mailoauth-curl-remove-la:
-	rm -f '$(DESTDIR)$(pkglibdir)/mailoauth-curl.la'
+	rm -f '$(DESTDIR)$(pkglibdir)/mailoauth-curl.la' '$(DESTDIR)$(pkglibdir)/mailoauth-tls.la'
 uninstall-hook: mailoauth-curl-uninstall-so
 mailoauth-curl-uninstall-so:
-	rm -f '$(DESTDIR)$(pkglibdir)/mailoauth-curl.so'
+	rm -f '$(DESTDIR)$(pkglibdir)/mailoauth-curl.so' '$(DESTDIR)$(pkglibdir)/mailoauth-tls.so'
 .PHONY: mailoauth-curl-remove-la mailoauth-curl-uninstall-so

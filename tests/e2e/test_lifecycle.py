@@ -159,7 +159,7 @@ class Lifecycle(unittest.TestCase):
         self.idp.revoke_access_tokens(ALICE)
         first, second = self.setup.sasl_client(self.env, logins=2)
         self.assertEqual(first["auth"], "NO", first)
-        self.assertEqual(first["sasl"], [1, 1], first)   # CONTINUE, CONTINUE
+        self.assertEqual(first["sasl"], [0, 1], first)   # OK (doneflag 0), then CONTINUE
         self.assertTrue(any("server refused the XOAUTH2 token" in m and
                             "status 401" in m for m in first["log"]), first)
         self.assertTrue(any("ready for the next attempt" in m for m in first["log"]), first)

@@ -290,6 +290,53 @@ class PostfixTest(_Clients):
     def test_postfix_unchrooted_smtp_relays_xoauth2(self):
         self.run_relay(chroot=False)
 
+    def test_postfix_refused_token_defers_then_relays(self):
+        """The server refuses the token the smtp process holds: Postfix
+        passes Dovecot's error challenge to the plugin, which answers it
+        with the empty XOAUTH2 response and fetches a new token at once
+        (one refresh at the provider); the mail is deferred, not bounced,
+        and the next delivery attempt relays it."""
+        idp = self.setup.idp
+        pf = self.relay(False, name="postfix-refused")
+        pf.start()
+        pid = pf.pid
+        try:
+            subj, status = self.send_and_wait(pf, "postfix-before-refusal")
+            self.assertEqual(status, "status=sent", self.redacted_postfix_log(pf))
+            self.dovecot.wait_for_message(ALICE, subj, 15)
+            before = idp.counters().get("grant:refresh_token", 0)
+            idp.revoke_access_tokens(ALICE)
+            mark, dmark = pf.log(), self.dovecot.log()
+            subj = subject("postfix-refused")
+            pf.sendmail(ALICE, ALICE, ("From: <{a}>\r\nTo: <{a}>\r\n"
+                                       "Subject: {s}\r\n\r\nrelayed after a "
+                                       "refusal\r\n").format(a=ALICE, s=subj))
+
+            def verdict(wanted):
+                part = sasllib.new_part(mark, pf.log())
+                return next((w for w in wanted if w in part), None)
+            got = mailenv.wait_for(lambda: verdict(("status=deferred", "status=bounced",
+                                                    "status=sent")), 30, 0.2,
+                                   what="the smtp client's verdict")
+            part = self.setup.redact(sasllib.new_part(mark, pf.log()))
+            self.assertEqual(got, "status=deferred", part)
+            self.assertIn("server refused the XOAUTH2 token", part)
+            self.assertIn("SASL authentication failed", part)
+            dpart = sasllib.new_part(dmark, self.dovecot.log())
+            self.assertRegex(dpart, r"auth failed, 1 attempts.*method=XOAUTH2",
+                             self.setup.redact(dpart[-3000:]))
+            self.assertEqual(idp.counters().get("grant:refresh_token", 0), before + 1)
+            mark = pf.log()
+            pf.flush()
+            mailenv.wait_for(lambda: verdict(("status=sent",)), 30, 0.2,
+                             what="the deferred message to be relayed")
+            got = self.dovecot.wait_for_message(ALICE, subj, 15)
+            self.assertIn(b"with ESMTPSA", got)
+        finally:
+            pf.stop()
+            self.assertFalse(mailenv.pid_alive(pid), "postfix master %d still running" % pid)
+            self.setup.outputs.append(("postfix log", pf.log()))
+
     def test_postfix_chrooted_smtp_relays_xoauth2_through_agent(self):
         """Debian's master.cf runs smtp chrooted in the queue directory as
         user postfix.  libsasl2 loads the plugin, and the plugin reads its

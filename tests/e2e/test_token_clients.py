@@ -15,8 +15,9 @@ against the fake identity provider, and checks that mail moved:
   getmail6  retrieves a message over IMAPS into a local Maildir
 
 and that Dovecot logged the login with method=XOAUTH2 (so a PLAIN fallback
-cannot pass).  fetchmail has no test: Debian's fetchmail (6.4) has no OAuth
-mechanism at all (`--auth oauthbearer` is "Invalid authentication").
+cannot pass).  fetchmail is not here: Debian's fetchmail (6.4) has no OAuth
+mechanism at all (`--auth oauthbearer` is "Invalid authentication"), so it
+reaches the server through `mailoauth connect` (tests/e2e/test_connect.py).
 
 Client output is never printed unredacted: tokens are removed first, and the
 module ends with helperlib's check that no token the fake issued appears in

@@ -47,6 +47,10 @@ def unlimited_cores_as(uid, gid):
     """preexec_fn: `ulimit -c unlimited` (as far as the hard limit allows),
     then become uid:gid; exec then makes the process dumpable again."""
     def setup():
+        # A shell runs background jobs with SIGQUIT ignored (POSIX), and a
+        # test run started that way would hand that on: SIGQUIT must do
+        # what it does by default, dump a core.
+        signal.signal(signal.SIGQUIT, signal.SIG_DFL)
         try:
             resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         except (ValueError, OSError):
@@ -92,9 +96,20 @@ def core_limit(pid):
     raise AssertionError("no core limit in /proc/%d/limits" % pid)
 
 
-def wait_status(proc):
-    """Reaps proc ourselves: Popen does not tell whether a core was dumped."""
-    _, status = os.waitpid(proc.pid, 0)
+def wait_status(proc, timeout=30):
+    """Reaps proc ourselves: Popen does not tell whether a core was dumped.
+    A process that does not end in time is killed and the test fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status = os.waitpid(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            os.waitpid(proc.pid, 0)
+            proc.returncode = -9
+            raise AssertionError("process %d did not end within %d s" % (proc.pid, timeout))
+        time.sleep(0.02)
     proc.returncode = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     return status
 

@@ -35,6 +35,7 @@ namespace {
 
 using mailoauth::Secret;
 using mailoauth::plugin::plugin_state;
+using mailoauth::plugin::steps_only_after_continue;
 using mailoauth::plugin::TokenReply;
 using mailoauth::plugin::TokenRequest;
 using mailoauth::plugin::TokenSource;
@@ -127,6 +128,8 @@ class MechanismTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(test_xoauth2_error_challenge_reply_and_refresh);
     CPPUNIT_TEST(test_oauthbearer_error_challenge_reply);
     CPPUNIT_TEST(test_second_challenge_is_badprot);
+    CPPUNIT_TEST(test_mbsync_is_told_to_continue);
+    CPPUNIT_TEST(test_continue_after_response_in_mbsync);
     CPPUNIT_TEST(test_cache_serves_second_connection);
     CPPUNIT_TEST(test_source_statuses_map_to_sasl_codes);
     CPPUNIT_TEST(test_bad_alloc_in_source_is_nomem);
@@ -206,7 +209,11 @@ public:
         utils_->set_simple(SASL_CB_AUTHNAME, "alice@example.com");
         source_->script.push_back(ok(kToken1));
         Exchange e = start(0);
-        CPPUNIT_ASSERT_EQUAL(SASL_CONTINUE, e.result);
+        // SASL_OK: the initial response is the client's last word when the
+        // server accepts (nmh waits for no challenge after SASL_OK); the
+        // doneflag stays 0 so that an error challenge can still be answered.
+        CPPUNIT_ASSERT_EQUAL(SASL_OK, e.result);
+        CPPUNIT_ASSERT_EQUAL(0u, oparams_.doneflag);
         CPPUNIT_ASSERT_EQUAL(std::string("user=alice@example.com\x01" "auth=Bearer ") + kToken1 + "\x01\x01",
                              e.out);
         CPPUNIT_ASSERT_EQUAL(std::size_t(1), source_->requests.size());
@@ -226,7 +233,8 @@ public:
         utils_->set_simple(SASL_CB_AUTHNAME, "a,b=c@example.com");
         source_->script.push_back(ok(kToken1));
         Exchange e = start(1, "smtp", "smtp.office365.com", "203.0.113.5;587");
-        CPPUNIT_ASSERT_EQUAL(SASL_CONTINUE, e.result);
+        CPPUNIT_ASSERT_EQUAL(SASL_OK, e.result);
+        CPPUNIT_ASSERT_EQUAL(0u, oparams_.doneflag);
         // GS2: ',' as =2C and '=' as =3D.
         CPPUNIT_ASSERT_EQUAL(std::string("n,a=a=2Cb=3Dc@example.com,\x01" "host=smtp.office365.com\x01"
                                          "port=587\x01" "auth=Bearer ") +
@@ -301,7 +309,8 @@ public:
         CPPUNIT_ASSERT_EQUAL(static_cast<unsigned long>(SASL_CB_USER), ids[0]);
         CPPUNIT_ASSERT_EQUAL(static_cast<unsigned long>(SASL_CB_AUTHNAME), ids[1]);
         r = plugs_[0].mech_step(conn, params, nullptr, 0, &prompts, &out, &outlen, &oparams);
-        CPPUNIT_ASSERT_EQUAL(SASL_CONTINUE, r);
+        CPPUNIT_ASSERT_EQUAL(SASL_OK, r);
+        CPPUNIT_ASSERT_EQUAL(0u, oparams.doneflag);
         CPPUNIT_ASSERT(prompts == nullptr);  // the answered list was freed
         CPPUNIT_ASSERT_EQUAL(std::string("user=alice@example.com\x01" "auth=Bearer ") + kToken1 + "\x01\x01",
                              std::string(out, outlen));
@@ -364,9 +373,11 @@ public:
         source_->script.push_back(ok(kToken2));
         start(0);
         Exchange e = step(R"({"status":"401","schemes":"bearer","scope":"https://outlook.office.com/IMAP.AccessAsUser.All"})");
-        // XOAUTH2 answers the error challenge with an empty response.
+        // XOAUTH2 answers the error challenge with an empty response, and
+        // waits for the server's verdict (SASL_CONTINUE, not done).
         CPPUNIT_ASSERT_EQUAL(SASL_CONTINUE, e.result);
         CPPUNIT_ASSERT_EQUAL(std::string(), e.out);
+        CPPUNIT_ASSERT_EQUAL(0u, oparams_.doneflag);
         CPPUNIT_ASSERT_EQUAL(std::size_t(2), source_->requests.size());
         const TokenRequest& again = source_->requests[1];
         CPPUNIT_ASSERT(again.force_refresh);
@@ -401,7 +412,7 @@ public:
                        std::string::npos);
         finish();
         Exchange next = start(1);
-        CPPUNIT_ASSERT_EQUAL(SASL_CONTINUE, next.result);
+        CPPUNIT_ASSERT_EQUAL(SASL_OK, next.result);
         CPPUNIT_ASSERT_EQUAL(std::size_t(3), source_->requests.size());
         CPPUNIT_ASSERT(source_->requests[2].force_refresh);
         CPPUNIT_ASSERT(next.out.find(kToken2) != std::string::npos);
@@ -421,12 +432,42 @@ public:
         finish();
     }
 
+    // mbsync passes no challenge on after SASL_OK (mechanism.h); nothing
+    // else is singled out.
+    void test_mbsync_is_told_to_continue() {
+        CPPUNIT_ASSERT(steps_only_after_continue("mbsync"));
+        CPPUNIT_ASSERT(steps_only_after_continue("/usr/bin/mbsync"));
+        for (const char* other : {"post", "inc", "imtest", "smtp", "sendmail", "mbsync-get-cert", "", "/"})
+            CPPUNIT_ASSERT(!steps_only_after_continue(other));
+        CPPUNIT_ASSERT(!plugin_state().continue_after_response);  // this program is test_mechanism
+    }
+
+    void test_continue_after_response_in_mbsync() {
+        plugin_state().continue_after_response = true;
+        utils_->set_simple(SASL_CB_AUTHNAME, "alice@example.com");
+        source_->script.push_back(ok(kToken1));
+        source_->script.push_back(ok(kToken2));
+        Exchange e = start(0);
+        CPPUNIT_ASSERT_EQUAL(SASL_CONTINUE, e.result);
+        CPPUNIT_ASSERT(e.out.find(kToken1) != std::string::npos);
+        Exchange done = step("");  // mbsync's last step after the server's OK
+        CPPUNIT_ASSERT_EQUAL(SASL_OK, done.result);
+        CPPUNIT_ASSERT_EQUAL(1u, oparams_.doneflag);
+        start(0);
+        Exchange refused = step(R"({"status":"401"})");
+        CPPUNIT_ASSERT_EQUAL(SASL_CONTINUE, refused.result);
+        CPPUNIT_ASSERT_EQUAL(std::string(), refused.out);
+        CPPUNIT_ASSERT(source_->requests.back().force_refresh);
+        finish();
+        plugin_state().continue_after_response = false;
+    }
+
     void test_cache_serves_second_connection() {
         utils_->set_simple(SASL_CB_AUTHNAME, "alice@example.com");
         source_->script.push_back(ok(kToken1));
         for (int i = 0; i < 3; ++i) {
             Exchange e = start(i % 2);
-            CPPUNIT_ASSERT_EQUAL(SASL_CONTINUE, e.result);
+            CPPUNIT_ASSERT_EQUAL(SASL_OK, e.result);
             CPPUNIT_ASSERT(e.out.find(kToken1) != std::string::npos);
             finish();
         }

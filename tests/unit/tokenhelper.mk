@@ -37,3 +37,15 @@ tests_unit_test_margin_SOURCES = tests/unit/tap_main.cc tests/unit/test_margin.c
 tests_unit_test_margin_CXXFLAGS = $(UNIT_CXXFLAGS)
 tests_unit_test_margin_LDADD = $(UNIT_LDADD)
 TESTS += tests/unit/test_margin
+
+# mailoauth connect: the line parsers before the hand-over and the
+# pass-through after it (tokenhelper/connect_proto.cc, connect_relay.cc).
+check_PROGRAMS += tests/unit/test_connect
+tests_unit_test_connect_SOURCES = tests/unit/tap_main.cc \
+	tests/unit/test_connect_proto.cc tests/unit/test_connect_relay.cc
+tests_unit_test_connect_CXXFLAGS = $(UNIT_CXXFLAGS) -pthread
+tests_unit_test_connect_LDADD = tokenhelper/libtokenhelper.la $(UNIT_LDADD)
+tests_unit_test_connect_LDFLAGS = -pthread
+TESTS += tests/unit/test_connect
+# libFuzzer target for the connect parsers; see fuzz/README.
+EXTRA_DIST += fuzz/fuzz_connect.cc
