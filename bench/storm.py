@@ -136,6 +136,7 @@ def main():
         max_refreshes = 0
         slowest = 0.0
         plain_slowest = 0.0
+        worst_ratio = 0.0
         for rnd in range(args.rounds):
             delay = args.idp_delay if rnd % 2 else 0.0
             res = one_round(env, args.clients, delay)
@@ -173,6 +174,14 @@ def main():
                      % (res["warm"]["slowest"] * 1e3))
             B.result(tag + ".plain_slowest_ms", "%.1f"
                      % (res["plain"]["slowest"] * 1e3))
+            # Issue 13: the slowest login of the storm that refreshes
+            # against the same storm with a valid token plus the provider's
+            # latency (the one refresh cannot answer sooner).
+            ratio = res["slowest"] / (res["warm"]["slowest"] + delay)
+            print("  slowest login / (valid-token storm's slowest + provider "
+                  "latency): %.2fx (target <= 1.1x)" % ratio)
+            B.result(tag + ".slowest_ratio", "%.2f" % ratio)
+            worst_ratio = max(worst_ratio, ratio)
             plain_slowest = max(plain_slowest, res["plain"]["slowest"])
         print("\nsummary: max refresh requests per storm %d (target 1), "
               "slowest login %s, all succeeded: %s"
@@ -183,6 +192,7 @@ def main():
         B.result("storm.slowest_ms", "%.1f" % (slowest * 1e3))
         B.result("storm.plain_slowest_ms", "%.1f" % (plain_slowest * 1e3))
         B.result("storm.all_ok", "yes" if all_ok else "no")
+        B.result("storm.slowest_ratio", "%.2f" % worst_ratio)
     return 0 if all_ok and worst == 0 else 1
 
 

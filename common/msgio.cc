@@ -59,16 +59,19 @@ Io read_message(int fd, std::string& out, long long deadline, int& err) {
             result = Io::TimedOut;
             break;
         }
-        struct pollfd p = {fd, POLLIN, 0};
-        int pr = ::poll(&p, 1, left);
-        if (pr < 0 && errno != EINTR) {
-            err = errno;
-            result = Io::Error;
-            break;
-        }
-        if (pr <= 0) continue;
+        // Read first, wait only when nothing is there: the peer usually
+        // sent its message before we look (one system call, not two).
         ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p = {fd, POLLIN, 0};
+            if (::poll(&p, 1, left) < 0 && errno != EINTR) {
+                err = errno;
+                result = Io::Error;
+                break;
+            }
+            continue;
+        }
         if (n < 0) {
             err = errno;
             result = errno == ECONNRESET ? Io::Closed : Io::Error;

@@ -6,6 +6,7 @@
 #ifndef MAILOAUTH_PLUGIN_SUBPROCESS_H
 #define MAILOAUTH_PLUGIN_SUBPROCESS_H
 
+#include <atomic>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -39,6 +40,15 @@ struct RunResult {
 
 // Never throws except std::bad_alloc before the child is started.
 void run(const RunOptions& opts, RunResult& result);
+
+// Test seams for the unit tests.
+namespace testing {
+// false: wait for the exit with the growing nap, as on a kernel without
+// pidfd_open (before Linux 5.3).
+extern bool subprocess_use_pidfd;
+// How often run() looked for the child's exit after its stdout ended.
+extern std::atomic<unsigned long> subprocess_exit_wakeups;
+}  // namespace testing
 
 }  // namespace mailoauth::plugin
 

@@ -19,6 +19,7 @@
 //   agent_daemon    start-up, detaching, signals, the accept loop (run)
 //   agent_config    the allow_users/allow_groups settings
 //   agent_log       syslog and stderr
+//   agent_pool      the worker threads that serve connections
 #ifndef MAILOAUTH_TOKENHELPER_AGENT_H
 #define MAILOAUTH_TOKENHELPER_AGENT_H
 

@@ -15,7 +15,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "common/fd.h"
@@ -25,6 +24,7 @@
 #include "tokenhelper/agent_gate.h"
 #include "tokenhelper/agent_listen.h"
 #include "tokenhelper/agent_log.h"
+#include "tokenhelper/agent_pool.h"
 #include "tokenhelper/agent_server.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/peercred.h"
@@ -197,8 +197,11 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
     auto active = std::make_shared<Active>();
     Server server(env, http);
     Refusals refusals;
-    // Admits a connection and hands it to a thread of its own, or answers
-    // it from here: refused, or over a limit.
+    // After server (which its jobs use): destroyed first, once every
+    // request is done.
+    WorkerPool pool(kMaxConnections);
+    // Admits a connection and queues it to the worker pool, or answers it
+    // from here: refused, or over a limit.
     auto dispatch = [&](int cfd) {
         Fd conn(cfd);
         const long long now = msgio::now_ms();
@@ -255,25 +258,31 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
             if (capped && --active->by_uid[uid] <= 0) active->by_uid.erase(uid);
             active->cv.notify_all();
         };
+        const int fd = conn.get();
+        bool queued = false;
         try {
-            std::thread([release, &server, fd = conn.get()] {
+            queued = pool.submit([release, &server, fd, cred] {
                 try {
-                    server.serve(fd);
+                    server.serve(fd, cred);
                 } catch (const std::exception& e) {
                     logmsg(LOG_ERR, "request failed: %s", e.what());
                 }
                 ::close(fd);
                 release();
-            }).detach();
-            conn.release();
-        } catch (const std::exception& e) {
-            release();
-            logmsg(LOG_WARNING, "cannot start a thread: %s", e.what());
-            refusals.add(conn.release(), uid,
-                         refusal_reply("busy", "the mailoauth agent cannot start a thread; try again shortly",
-                                       kExitTempFail),
-                         now);
+            });
+        } catch (const std::exception&) {
+            queued = false;  // no memory for the job
         }
+        if (queued) {
+            conn.release();
+            return;
+        }
+        release();
+        logmsg_limited(LOG_WARNING, "nothread", "cannot start a thread to serve a request");
+        refusals.add(conn.release(), uid,
+                     refusal_reply("busy", "the mailoauth agent cannot start a thread; try again shortly",
+                                   kExitTempFail),
+                     now);
     };
     int stop_signal = 0;
     std::vector<struct pollfd> fds;
@@ -291,6 +300,7 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
             if (::read(sfd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
                 if (si.ssi_signo == SIGHUP) {
                     gate.resolve(env.cfg, self, system_lookups());
+                    server.forget_identities();
                     logmsg(LOG_NOTICE,
                            "SIGHUP: looked up the users and groups of allow_users and allow_groups again; "
                            "restart the agent to read %s again",
@@ -302,15 +312,20 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
             continue;
         }
         if (!(fds[0].revents & POLLIN)) continue;
-        int cfd = ::accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (cfd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                logmsg_limited(LOG_WARNING, "accept", "accept: %s", std::strerror(errno));
-                ::poll(nullptr, 0, 100);  // let requests finish instead of spinning
+        // Every caller already queued (the socket is non-blocking), up to a
+        // bound so that signals and lingering refusals get their turn: one
+        // poll per burst instead of one per connection.
+        for (int n = 0; n < 64; ++n) {
+            int cfd = ::accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (cfd < 0) {
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                    logmsg_limited(LOG_WARNING, "accept", "accept: %s", std::strerror(errno));
+                    ::poll(nullptr, 0, 100);  // let requests finish instead of spinning
+                }
+                break;
             }
-            continue;
+            dispatch(cfd);
         }
-        dispatch(cfd);
     }
 
     // Stop accepting first: remove the name (so a new agent can start at
@@ -333,7 +348,7 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
     logmsg(LOG_NOTICE, "stopping (%s%s)", abbrev ? "SIG" : "", abbrev ? abbrev : "error");
     std::unique_lock<std::mutex> lk(active->mu);
     if (!active->cv.wait_for(lk, std::chrono::milliseconds(kShutdownGraceMs), [&] { return active->total == 0; })) {
-        // Threads still refreshing use this stack; end the process here.
+        // Workers still refreshing use this stack; end the process here.
         // An interrupted refresh is safe: the store keeps the previous
         // refresh token until a new one is saved.
         logmsg(LOG_WARNING, "%d requests still in progress after %d s; exiting anyway", active->total,

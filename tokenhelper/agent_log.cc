@@ -5,6 +5,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +29,29 @@ const char* level_name(int prio) {
     }
 }
 
+// Where there is no syslog socket (a container, a minimal chroot), every
+// syslog() call would try to connect to it again, and fail: a socket and a
+// connect per line, on every request.  Whether /dev/log is a socket is
+// looked at once per kSyslogRecheckSeconds instead (so a syslog daemon
+// started later is still found); while it is there, glibc keeps its one
+// connection.
+constexpr long kSyslogRecheckSeconds = 30;
+std::atomic<long long> g_syslog_checked{-1};
+std::atomic<bool> g_syslog_there{false};
+
+bool syslog_there() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    const long long now = ts.tv_sec;
+    long long checked = g_syslog_checked.load(std::memory_order_relaxed);
+    if (checked < 0 || now - checked >= kSyslogRecheckSeconds) {
+        struct stat st;
+        g_syslog_there.store(::stat(_PATH_LOG, &st) == 0 && S_ISSOCK(st.st_mode), std::memory_order_relaxed);
+        g_syslog_checked.store(now, std::memory_order_relaxed);
+    }
+    return g_syslog_there.load(std::memory_order_relaxed);
+}
+
 }  // namespace
 
 void log_to_stderr(bool on) { g_log_stderr = on; }
@@ -37,7 +61,7 @@ void logmsg(int prio, const char* fmt, ...) {
     va_start(ap, fmt);
     va_list copy;
     va_copy(copy, ap);
-    vsyslog(prio, fmt, ap);
+    if (syslog_there()) vsyslog(prio, fmt, ap);
     va_end(ap);
     if (g_log_stderr && prio != LOG_DEBUG) {
         char line[2048];

@@ -86,6 +86,76 @@ void send_error(int fd, const std::string& error, const std::string& description
 
 }  // namespace
 
+Identities::Identities()
+    : lookups_{[](uid_t uid, std::string& user, std::vector<gid_t>& groups) { return user_groups(uid, user, groups); },
+               lookup_group} {}
+
+bool Identities::caller(int fd, Caller& out, std::string& err, std::int64_t now) {
+    struct ucred cred;
+    if (!peer_cred(fd, cred, err)) return false;
+    caller(cred, out, now);
+    return true;
+}
+
+void Identities::caller(const struct ucred& cred, Caller& out, std::int64_t now) {
+    out = Caller();
+    out.pid = cred.pid;
+    out.uid = cred.uid;
+    out.gid = cred.gid;
+    complete(out, now);
+}
+
+void Identities::complete(Caller& c, std::int64_t now) {
+    c.user.clear();
+    c.groups.assign(1, c.gid);
+    User u;
+    bool have = false;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = users_.find(c.uid);
+        if (it != users_.end() && fresh(it->second.at, now)) {
+            u = it->second;
+            have = true;
+        }
+    }
+    if (!have) {
+        u.known = lookups_.user_groups && lookups_.user_groups(c.uid, u.name, u.groups);
+        u.at = now;
+        std::lock_guard<std::mutex> lk(mu_);
+        if (users_.size() >= 4096) users_.clear();
+        users_[c.uid] = u;
+    }
+    if (!u.known) return;
+    c.user = u.name;
+    for (gid_t g : u.groups)
+        if (g != c.gid) c.groups.push_back(g);
+}
+
+bool Identities::group(const std::string& name, gid_t& gid, std::int64_t now) {
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = groups_.find(name);
+        if (it != groups_.end() && fresh(it->second.at, now)) {
+            gid = it->second.gid;
+            return it->second.known;
+        }
+    }
+    Group g;
+    g.known = lookups_.group && lookups_.group(name, g.gid);
+    g.at = now;
+    std::lock_guard<std::mutex> lk(mu_);
+    if (groups_.size() >= 4096) groups_.clear();
+    groups_[name] = g;
+    gid = g.gid;
+    return g.known;
+}
+
+void Identities::forget() {
+    std::lock_guard<std::mutex> lk(mu_);
+    users_.clear();
+    groups_.clear();
+}
+
 Server::Server(const Environment& env, HttpClient& http)
     : env_(env), http_(http), broker_(TokenBroker::Hooks{
           [this](const std::string& a, bool f, const std::string& r) { return fetch(a, f, r); },
@@ -102,7 +172,11 @@ Outcome Server::fetch(const std::string& account, bool force, const std::string&
     Outcome o;
     Store store(env_.store_dir);
     std::string err;
-    if (!store.open(false, err)) {
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    std::int64_t last = last_scan_.load();
+    const bool scan = last < 0 || now < last || now - last >= kLeftoverScanSeconds;
+    if (scan) last_scan_.store(now);
+    if (!store.open(false, err, scan)) {
         o.status = kExitConfig;
         o.error = "store_error";
         o.message = err + "; sign in first with: mailoauth login " + account;
@@ -145,11 +219,26 @@ std::string Server::version(const std::string& account) {
 void Server::serve(int fd) {
     Caller caller;
     std::string err;
-    if (!peer_caller(fd, caller, err)) {
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    if (!identities_.caller(fd, caller, err, now)) {
         logmsg_limited(LOG_ERR, "nocred", "refused a caller: %s", err.c_str());
         send_error(fd, "forbidden", "not allowed by mailoauth.conf: the agent cannot identify the caller", kExitConfig);
         return;
     }
+    serve(fd, caller, now);
+}
+
+void Server::serve(int fd, const struct ucred& cred) {
+    // The credentials the kernel recorded at connect() do not change: the
+    // accept loop's reading is as good as a second one.
+    Caller caller;
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    identities_.caller(cred, caller, now);
+    serve(fd, caller, now);
+}
+
+void Server::serve(int fd, const Caller& caller, std::int64_t now) {
+    std::string err;
     const std::string who = describe(caller);
     // What a caller can repeat at will is logged once a minute per uid.
     const std::string bad_key = "bad:" + std::to_string(caller.uid);
@@ -175,7 +264,10 @@ void Server::serve(int fd) {
         send_error(fd, problem.error, problem.description, kExitDataErr);
         return;
     }
-    Decision d = check_caller(allow_list_for(env_.cfg, account), caller, ::geteuid(), lookup_group);
+    Decision d = check_caller(allow_list_for(env_.cfg, account), caller, ::geteuid(),
+                              [this, now](const std::string& name, gid_t& gid) {
+                                  return identities_.group(name, gid, now);
+                              });
     if (!d.allowed) {
         logmsg_limited(LOG_WARNING, "refused:" + std::to_string(caller.uid) + ":" + account,
                        "refused %s (pid %ld) for account %s: %s", who.c_str(), static_cast<long>(caller.pid),

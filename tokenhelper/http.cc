@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <strings.h>
 
 #include <algorithm>
@@ -215,6 +216,59 @@ void http_global_init() {
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+namespace {
+
+// "0123abcd.0": the name OpenSSL looks a certificate up by.
+bool is_hash_link_name(const char* n) {
+    for (int i = 0; i < 8; ++i) {
+        const char c = n[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    }
+    return n[8] == '.' && n[9] >= '0' && n[9] <= '9';
+}
+
+bool has_hash_links(const std::string& dir) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return false;
+    bool found = false;
+    while (struct dirent* de = ::readdir(d)) {
+        if (std::strlen(de->d_name) >= 10 && is_hash_link_name(de->d_name)) {
+            found = true;
+            break;
+        }
+    }
+    ::closedir(d);
+    return found;
+}
+
+}  // namespace
+
+std::string choose_system_ca_dir(const SystemCaDefaults& d) {
+    // Only OpenSSL reads a hashed directory lazily; only when libcurl has
+    // both defaults is the directory known to be the bundle's twin.
+    if (d.ssl_version.rfind("OpenSSL/", 0) != 0) return std::string();
+    if (d.cainfo.empty() || d.capath.empty() || !d.capath_has_hash_links) return std::string();
+    return d.capath;
+}
+
+const SystemCaDefaults& system_ca_defaults() {
+    static const SystemCaDefaults d = [] {
+        SystemCaDefaults x;
+        const curl_version_info_data* v = curl_version_info(CURLVERSION_NOW);
+        if (!v) return x;
+        if (v->ssl_version) x.ssl_version = v->ssl_version;
+#if LIBCURL_VERSION_NUM >= 0x074600  // 7.70: cainfo and capath
+        if (v->age >= CURLVERSION_SEVENTH) {
+            if (v->cainfo) x.cainfo = v->cainfo;
+            if (v->capath) x.capath = v->capath;
+        }
+#endif
+        if (!x.capath.empty()) x.capath_has_hash_links = has_hash_links(x.capath);
+        return x;
+    }();
+    return d;
+}
+
 bool url_allowed(const std::string& url, bool allow_loopback_http, std::string& why) {
     UrlParts p;
     if (url.size() > 4096 || !split_url(url, p)) {
@@ -296,7 +350,15 @@ HttpResult CurlHttpClient::post_form(const std::string& url, const std::string& 
     opt(curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L));
     opt(curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L));
     opt(curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2)));
-    if (!opts.ca_file.empty()) opt(curl_easy_setopt(c, CURLOPT_CAINFO, opts.ca_file.c_str()));
+    // Without --ca-file: the system's CA directory alone, where that is
+    // as good as the bundle and much cheaper (see choose_system_ca_dir).
+    const std::string ca_dir = opts.ca_file.empty() ? choose_system_ca_dir(system_ca_defaults()) : std::string();
+    if (!opts.ca_file.empty()) {
+        opt(curl_easy_setopt(c, CURLOPT_CAINFO, opts.ca_file.c_str()));
+    } else if (!ca_dir.empty()) {
+        opt(curl_easy_setopt(c, CURLOPT_CAINFO, static_cast<const char*>(nullptr)));
+        opt(curl_easy_setopt(c, CURLOPT_CAPATH, ca_dir.c_str()));
+    }
     opt(curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, opts.connect_timeout_ms));
     opt(curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, opts.total_timeout_ms));
     // No SIGALRM-based DNS timeouts: the helper may run threads (the agent).
@@ -318,7 +380,19 @@ HttpResult CurlHttpClient::post_form(const std::string& url, const std::string& 
                     "built with https support)");
     }
 
-    const CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_PEER_FAILED_VERIFICATION && !ca_dir.empty()) {
+        // The directory lacked the root the bundle may have.  Verification
+        // failed in the handshake, before the request was sent: send it
+        // again, trusting the bundle as libcurl would by default.
+        set_ok = true;
+        opt(curl_easy_setopt(c, CURLOPT_CAINFO, system_ca_defaults().cainfo.c_str()));
+        errbuf[0] = 0;
+        sink.too_large = false;
+        wipe_string(result.response.body);
+        result.response.body.clear();
+        if (set_ok) rc = curl_easy_perform(c);
+    }
     if (rc != CURLE_OK) {
         wipe_string(result.response.body);
         return map_curl_error(rc, errbuf, parts, opts, sink.too_large);

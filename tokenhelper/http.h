@@ -68,6 +68,28 @@ public:
 
 void http_global_init();
 
+// The system's CA store, the cheap way.  libcurl's default is its CA bundle
+// file (Debian: /etc/ssl/certs/ca-certificates.crt, some 140
+// certificates), which OpenSSL parses in full for every handshake: 28 to
+// 37 ms on the benchmark machine, more than the rest of a refresh.  The
+// same certificates are in the hashed directory beside it (Debian's
+// update-ca-certificates writes both), from which OpenSSL reads only the
+// issuer a chain needs.  So with OpenSSL, and a default CA directory that
+// holds hashed certificate links, a request without --ca-file trusts that
+// directory alone; should verification fail that way, it is tried once
+// more with the bundle (no request data is sent before the handshake
+// completes), so a directory that lacks a root costs time, not a refusal.
+// Returns the directory, or "" to keep libcurl's defaults.
+struct SystemCaDefaults {
+    std::string ssl_version;  // curl_version_info()->ssl_version
+    std::string cainfo;       // libcurl's default bundle ("" when none)
+    std::string capath;       // libcurl's default directory ("" when none)
+    bool capath_has_hash_links = false;
+};
+std::string choose_system_ca_dir(const SystemCaDefaults& d);
+// This process's libcurl and file system, looked at once.
+const SystemCaDefaults& system_ca_defaults();
+
 // True for https URLs, and for http URLs to 127.0.0.0/8 or [::1] when
 // allow_loopback_http is set.  Fills why otherwise.
 bool url_allowed(const std::string& url, bool allow_loopback_http, std::string& why);

@@ -21,6 +21,7 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/agent_daemon.cc \
 	tokenhelper/agent_config.h tokenhelper/agent_config.cc \
 	tokenhelper/agent_log.h tokenhelper/agent_log.cc \
+	tokenhelper/agent_pool.h tokenhelper/agent_pool.cc \
 	tokenhelper/doctor.h tokenhelper/doctor.cc \
 	tokenhelper/connect.h tokenhelper/connect.cc \
 	tokenhelper/connect_proto.h tokenhelper/connect_proto.cc \
@@ -28,7 +29,7 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/connect_relay.h tokenhelper/connect_relay.cc \
 	tokenhelper/connect_tls.h tokenhelper/connect_tls.cc \
 	plugin/wire.h plugin/wire.cc
-# -pthread: the agent serves each connection in a thread.
+# -pthread: the agent serves connections from a pool of threads.
 tokenhelper_libtokenhelper_la_CPPFLAGS = $(AM_CPPFLAGS) -DMAILOAUTH_PKGLIBDIR='"$(pkglibdir)"' \
 	-DMAILOAUTH_SASLPLUGINDIR='"$(saslplugindir)"'
 tokenhelper_libtokenhelper_la_CXXFLAGS = $(AM_CXXFLAGS) -pthread

@@ -11,9 +11,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -230,10 +233,87 @@ void remove_temp_files(int dfd, const std::string& account) {
 
 enum class TryLock { Locked, Busy, Replaced, Error };
 
-// One attempt at the exclusive lock on NAME (ACCOUNT.lock) in dfd, without
-// waiting.  Replaced: we locked an inode that remove() had unlinked
+// Waiting for a busy lock.  A waiter must wake when the holder lets go, not
+// on its next poll, so it blocks in flock(LOCK_EX) and the kernel wakes it
+// at the release.  flock has no time-out, so the deadline is a POSIX timer
+// that signals this thread alone (SIGEV_THREAD_ID); the handler does
+// nothing, and, installed without SA_RESTART, makes flock return EINTR.
+// After the deadline the timer repeats every kTimerRepeatMs: should the
+// first expiry come between arming and the flock call, the next ends the
+// wait.  Why this way and not another:
+//  - flock stays the lock: the lock file and how it is used do not change,
+//    so a mailoauth of an older version, the agent and `mailoauth get`
+//    still exclude each other (fcntl and OFD locks do not see flock locks).
+//  - a thread-directed signal touches only the waiting thread: the agent's
+//    other threads and its signalfd (SIGTERM, SIGHUP) are not disturbed, as
+//    they would be by alarm() and a process-wide SIGALRM.
+//  - flock in a helper thread with a timed wait could not be called off:
+//    the thread would still take the lock later and hold it.
+// The signal is one of the real-time signals, which nothing else in
+// mailoauth (nor libcurl, which is told not to use signals) uses.
+constexpr long kTimerRepeatMs = 5;
+
+extern "C" void lock_timer_handler(int) {}
+
+int lock_timer_signal() { return SIGRTMIN + 3; }
+
+bool install_lock_timer_handler() {
+    static const bool ok = [] {
+        struct sigaction sa;
+        std::memset(&sa, 0, sizeof sa);
+        sa.sa_handler = lock_timer_handler;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0;  // no SA_RESTART: the point is to interrupt flock
+        return ::sigaction(lock_timer_signal(), &sa, nullptr) == 0;
+    }();
+    return ok;
+}
+
+// A timer that interrupts this thread's blocking calls from timeout_ms on.
+class Deadline {
+public:
+    explicit Deadline(long timeout_ms) {
+        if (!install_lock_timer_handler()) return;
+        struct sigevent sev;
+        std::memset(&sev, 0, sizeof sev);
+        sev.sigev_notify = SIGEV_THREAD_ID;
+        sev.sigev_signo = lock_timer_signal();
+        sev._sigev_un._tid = static_cast<pid_t>(::syscall(SYS_gettid));
+        if (::timer_create(CLOCK_MONOTONIC, &sev, &timer_) != 0) return;
+        sigset_t unblock;
+        sigemptyset(&unblock);
+        sigaddset(&unblock, lock_timer_signal());
+        pthread_sigmask(SIG_UNBLOCK, &unblock, &old_mask_);
+        have_ = true;
+        struct itimerspec its;
+        its.it_value = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+        if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;  // 0 disarms
+        its.it_interval = {0, kTimerRepeatMs * 1000000L};
+        armed_ = ::timer_settime(timer_, 0, &its, nullptr) == 0;
+    }
+    ~Deadline() {
+        if (!have_) return;
+        ::timer_delete(timer_);
+        // An expiry after the flock returned was delivered (to the empty
+        // handler) when timer_delete returned: nothing stays pending.
+        pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+    }
+    bool armed() const { return armed_; }
+
+private:
+    timer_t timer_{};
+    sigset_t old_mask_;
+    bool have_ = false;
+    bool armed_ = false;
+};
+
+// One attempt at the exclusive lock on NAME (ACCOUNT.lock) in dfd, waiting
+// at most wait_ms for it (0: not at all).  Busy: held by someone else
+// (also when the wait was cut short by a signal; the caller looks at its
+// clock).  Replaced: we locked an inode that remove() had unlinked
 // meanwhile; try again with the new file.
-TryLock try_lock_once(int dfd, const std::string& name, const std::string& path, Fd& out, std::string& err) {
+TryLock try_lock_once(int dfd, const std::string& name, const std::string& path, Fd& out, std::string& err,
+                      long wait_ms = 0) {
     int fd = ::openat(dfd, name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0) {
         int e = errno;
@@ -257,7 +337,21 @@ TryLock try_lock_once(int dfd, const std::string& name, const std::string& path,
         if (::flock(fd, LOCK_EX | LOCK_NB) == 0) break;
         int e = errno;
         if (e == EINTR) continue;
-        if (e == EWOULDBLOCK) return TryLock::Busy;
+        if (e != EWOULDBLOCK) {
+            err = "cannot lock " + path + ": " + errno_text(e);
+            return TryLock::Error;
+        }
+        if (wait_ms <= 0) return TryLock::Busy;
+        Deadline deadline(wait_ms);
+        if (!deadline.armed()) {
+            // No timer to be had: a short nap, then the caller looks again.
+            struct timespec ts = {0, std::min(wait_ms, 5L) * 1000000L};
+            while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+            return TryLock::Busy;
+        }
+        if (::flock(fd, LOCK_EX) == 0) break;
+        e = errno;
+        if (e == EINTR) return TryLock::Busy;
         err = "cannot lock " + path + ": " + errno_text(e);
         return TryLock::Error;
     }
@@ -473,7 +567,7 @@ std::string default_store_dir() {
 
 std::string Store::path_of(const std::string& account) const { return dir_ + "/" + account; }
 
-bool Store::open(bool create, std::string& err) {
+bool Store::open(bool create, std::string& err, bool remove_leftovers) {
     if (dir_.empty()) {
         err = "no store directory: set MAILOAUTH_STORE or use --store DIR";
         return false;
@@ -491,7 +585,7 @@ bool Store::open(bool create, std::string& err) {
     if (!check_dir_stat(dir_, st, err)) return false;
     Fd dfd;
     if (open_dir(dir_, dfd, err) != DirOpen::Ok) return false;
-    remove_abandoned_temp_files(dfd.get(), dir_);
+    if (remove_leftovers) remove_abandoned_temp_files(dfd.get(), dir_);
     return true;
 }
 
@@ -769,10 +863,11 @@ bool Store::lock(const std::string& account, long timeout_ms, Lock& out, std::st
         ::clock_gettime(CLOCK_MONOTONIC, &now);
         return (now.tv_sec - start.tv_sec) * 1000L + (now.tv_nsec - start.tv_nsec) / 1000000L;
     };
-    long sleep_ms = 10;
     for (;;) {
+        // Blocks until the holder lets go or the time is up (see Deadline).
+        const long left = timeout_ms - elapsed_ms();
         Fd file;
-        switch (try_lock_once(dfd.get(), name, path, file, err)) {
+        switch (try_lock_once(dfd.get(), name, path, file, err, left > 0 ? left : 0)) {
         case TryLock::Locked:
             out = Lock();
             out.fd_ = file.release();
@@ -789,18 +884,12 @@ bool Store::lock(const std::string& account, long timeout_ms, Lock& out, std::st
         case TryLock::Busy:
             break;
         }
-        long left = timeout_ms - elapsed_ms();
-        if (left <= 0) {
-            char secs[32];
-            std::snprintf(secs, sizeof secs, "%.1f", static_cast<double>(timeout_ms) / 1000.0);
-            err = std::string("timed out after ") + secs + " s waiting for the lock on account '" + account +
-                  "' (" + path + "): another mailoauth is still refreshing it";
-            return false;
-        }
-        long nap = std::min(sleep_ms, left);
-        struct timespec ts = {nap / 1000, (nap % 1000) * 1000000L};
-        while (::nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-        sleep_ms = std::min(sleep_ms * 2, 50L);
+        if (timeout_ms - elapsed_ms() > 0) continue;  // another signal cut the wait short
+        char secs[32];
+        std::snprintf(secs, sizeof secs, "%.1f", static_cast<double>(timeout_ms) / 1000.0);
+        err = std::string("timed out after ") + secs + " s waiting for the lock on account '" + account +
+              "' (" + path + "): another mailoauth is still refreshing it";
+        return false;
     }
 }
 

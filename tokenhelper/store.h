@@ -68,7 +68,11 @@ public:
     // then checks owner, mode and type.  Fills err with what to do.  Then
     // removes the temp files that crashed saves left (they hold complete
     // records, tokens included) of every account whose lock is free.
-    bool open(bool create, std::string& err);
+    bool open(bool create, std::string& err) { return open(create, err, true); }
+    // The same, with the search for crashed saves' temp files only when
+    // remove_leftovers is set: a long-lived process (the agent) searches
+    // once in a while, not on every request.
+    bool open(bool create, std::string& err, bool remove_leftovers);
 
     // NotFound when the account (or the store directory) does not exist.
     // The file must be a regular file (not a symlink) owned by the caller
@@ -99,7 +103,10 @@ public:
         friend class Store;
         int fd_ = -1;
     };
-    // Waits at most timeout_ms for the lock.
+    // Waits at most timeout_ms for the lock, asleep in flock until the
+    // holder lets go (a waiter wakes at the release, not on a poll).  Uses
+    // a per-thread POSIX timer and a real-time signal (SIGRTMIN+3, with a
+    // handler that does nothing) to end the wait at the deadline.
     bool lock(const std::string& account, long timeout_ms, Lock& out, std::string& err) const;
 
 private:

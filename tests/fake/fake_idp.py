@@ -393,6 +393,11 @@ class Server(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30
+    # TCP_NODELAY, as real servers set it: without it the answer's second
+    # small write waits for the client's delayed ACK of the TLS session
+    # tickets (Nagle), 40 ms on Linux, which bench/ would count as the
+    # client's cost.
+    disable_nagle_algorithm = True
 
     def version_string(self):
         return "fake-idp/1"
@@ -524,7 +529,10 @@ class Handler(BaseHTTPRequestHandler):
     def record(self, endpoint, grant_type, status, t):
         st = self.state
         with st.lock:
-            st.requests.append({"t": t, "path": self.clean_path(),
+            # dt: how long this request took the provider (its answer
+            # written), for bench/ to tell the provider's time apart.
+            st.requests.append({"t": t, "dt": time.monotonic() - t,
+                                "path": self.clean_path(),
                                 "endpoint": endpoint,
                                 "grant_type": grant_key(grant_type)
                                 if grant_type else None,
@@ -872,7 +880,10 @@ class Handler(BaseHTTPRequestHandler):
         with st.lock:
             st.counters["introspect"] += 1
             result = st.introspect(token)
-            st.requests.append({"t": t, "path": self.clean_path(),
+            # dt: how long this request took the provider (its answer
+            # written), for bench/ to tell the provider's time apart.
+            st.requests.append({"t": t, "dt": time.monotonic() - t,
+                                "path": self.clean_path(),
                                 "endpoint": "introspect", "grant_type": None,
                                 "status": 200})
         self.send_json(200, result)

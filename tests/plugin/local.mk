@@ -14,6 +14,13 @@ tests_plugin_test_wire_CPPFLAGS = $(AM_CPPFLAGS) $(SASL_CFLAGS)
 tests_plugin_test_wire_CXXFLAGS = $(UNIT_CXXFLAGS)
 tests_plugin_test_wire_LDADD = plugin/libplugincore.la common/libcommon.la $(UNIT_LDADD)
 
+# How run() waits for the helper's exit (pidfd, the nap fallback, a host
+# that ignores SIGCHLD, the deadline).
+check_PROGRAMS += tests/plugin/test_subprocess
+tests_plugin_test_subprocess_SOURCES = tests/unit/tap_main.cc tests/plugin/test_subprocess.cc
+tests_plugin_test_subprocess_CXXFLAGS = $(UNIT_CXXFLAGS)
+tests_plugin_test_subprocess_LDADD = plugin/libplugincore.la common/libcommon.la $(UNIT_LDADD)
+
 # The C boundary and the mechanism state machine called directly through the
 # plug table, with a fake sasl_utils_t and a fake token source.
 check_PROGRAMS += tests/plugin/test_mechanism
@@ -43,7 +50,7 @@ mailoauth-clean-secure-etc:
 	rm -rf tests/plugin/secure-etc
 .PHONY: mailoauth-clean-secure-etc
 
-TESTS += tests/plugin/test_wire tests/plugin/test_mechanism tests/plugin/test_plugin.py tests/plugin/test_module.py \
+TESTS += tests/plugin/test_wire tests/plugin/test_subprocess tests/plugin/test_mechanism tests/plugin/test_plugin.py tests/plugin/test_module.py \
 	tests/plugin/test_secure_host.py tests/plugin/test_agent_trust.py
 EXTRA_DIST += tests/plugin/pluginlib.py tests/plugin/test_plugin.py tests/plugin/test_module.py \
 	tests/plugin/test_secure_host.py tests/plugin/test_agent_trust.py \

@@ -2,7 +2,9 @@
 // (tokenhelper/peercred.cc), socket names (agent_listen.cc), the in-process
 // single flight of TokenBroker with a fake fetch and a fake clock
 // (agent_broker.cc), the accept-time gate and the refusals answered from
-// the accept loop (agent_gate.cc), and the log's rate limit (agent_log.cc).
+// the accept loop (agent_gate.cc), the log's rate limit (agent_log.cc), the
+// worker pool (agent_pool.cc) and the remembered user and group lookups
+// (agent_server.cc Identities).
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <atomic>
@@ -19,6 +21,8 @@
 #include "tokenhelper/agent_gate.h"
 #include "tokenhelper/agent_listen.h"
 #include "tokenhelper/agent_log.h"
+#include "tokenhelper/agent_pool.h"
+#include "tokenhelper/agent_server.h"
 #include "common/protocol.h"
 #include "tokenhelper/peercred.h"
 
@@ -562,3 +566,183 @@ public:
     }
 };
 CPPUNIT_TEST_SUITE_REGISTRATION(GateTest);
+
+class PoolTest : public CppUnit::TestFixture {
+    CPPUNIT_TEST_SUITE(PoolTest);
+    CPPUNIT_TEST(steady_load_reuses_threads);
+    CPPUNIT_TEST(blocked_jobs_do_not_hold_up_others);
+    CPPUNIT_TEST(extra_threads_end_when_idle);
+    CPPUNIT_TEST(destructor_waits_for_running_jobs);
+    CPPUNIT_TEST_SUITE_END();
+
+    static void wait_until(const std::function<bool()>& cond) {
+        for (int i = 0; i < 5000 && !cond(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+
+public:
+    // One request after another: the same thread serves them all (a thread
+    // per connection would start 200).
+    void steady_load_reuses_threads() {
+        WorkerPool pool(256);
+        std::atomic<int> done{0};
+        for (int i = 0; i < 200; ++i) {
+            CPPUNIT_ASSERT(pool.submit([&] { ++done; }));
+            wait_until([&] { return done == i + 1; });
+        }
+        CPPUNIT_ASSERT_EQUAL(200, done.load());
+        CPPUNIT_ASSERT_EQUAL(std::size_t(1), pool.started());
+    }
+
+    // Jobs that wait (a slow refresh) do not make a later job queue behind
+    // them: the pool grows, up to its maximum.
+    void blocked_jobs_do_not_hold_up_others() {
+        WorkerPool pool(64, 2, 30);
+        std::mutex mu;
+        std::condition_variable cv;
+        bool open = false;
+        std::atomic<int> waiting{0}, done{0};
+        for (int i = 0; i < 20; ++i)
+            CPPUNIT_ASSERT(pool.submit([&] {
+                ++waiting;
+                std::unique_lock<std::mutex> lk(mu);
+                cv.wait(lk, [&] { return open; });
+                ++done;
+            }));
+        wait_until([&] { return waiting == 20; });
+        CPPUNIT_ASSERT_EQUAL(20, waiting.load());
+        std::atomic<bool> quick{false};
+        CPPUNIT_ASSERT(pool.submit([&] { quick = true; }));
+        wait_until([&] { return quick.load(); });
+        CPPUNIT_ASSERT(quick);
+        CPPUNIT_ASSERT_EQUAL(std::size_t(21), pool.started());
+        {
+            std::lock_guard<std::mutex> lk(mu);
+            open = true;
+        }
+        cv.notify_all();
+        wait_until([&] { return done == 20; });
+        CPPUNIT_ASSERT_EQUAL(20, done.load());
+    }
+
+    // After a burst, threads beyond keep_idle end once idle for
+    // idle_seconds; keep_idle stay.
+    void extra_threads_end_when_idle() {
+        WorkerPool pool(64, 2, 1);
+        std::atomic<int> running{0};
+        std::atomic<bool> go{false};
+        for (int i = 0; i < 6; ++i)
+            pool.submit([&] {
+                ++running;
+                while (!go) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            });
+        wait_until([&] { return running == 6; });
+        CPPUNIT_ASSERT_EQUAL(std::size_t(6), pool.threads());
+        go = true;
+        wait_until([&] { return pool.threads() == 2; });
+        CPPUNIT_ASSERT_EQUAL(std::size_t(2), pool.threads());
+    }
+
+    void destructor_waits_for_running_jobs() {
+        std::atomic<int> done{0};
+        {
+            WorkerPool pool(8);
+            for (int i = 0; i < 8; ++i)
+                pool.submit([&] {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                    ++done;
+                });
+        }
+        CPPUNIT_ASSERT_EQUAL(8, done.load());
+    }
+};
+CPPUNIT_TEST_SUITE_REGISTRATION(PoolTest);
+
+class IdentitiesTest : public CppUnit::TestFixture {
+    CPPUNIT_TEST_SUITE(IdentitiesTest);
+    CPPUNIT_TEST(lookups_are_remembered_for_a_while);
+    CPPUNIT_TEST(caller_from_a_socket);
+    CPPUNIT_TEST_SUITE_END();
+
+public:
+    void lookups_are_remembered_for_a_while() {
+        int user_calls = 0, group_calls = 0;
+        Identities ids(Identities::Lookups{
+            [&](uid_t uid, std::string& user, std::vector<gid_t>& groups) {
+                ++user_calls;
+                if (uid != 107) return false;
+                user = "postfix";
+                groups = {113, 8};
+                return true;
+            },
+            [&](const std::string& name, gid_t& gid) {
+                ++group_calls;
+                return fake_groups(name, gid);
+            }});
+        Caller c;
+        c.uid = 107;
+        c.gid = 113;
+        ids.complete(c, 1000);
+        CPPUNIT_ASSERT_EQUAL(std::string("postfix"), c.user);
+        CPPUNIT_ASSERT(c.groups == std::vector<gid_t>({113, 8}));  // primary first, once
+        for (int i = 0; i < 100; ++i) ids.complete(c, 1000 + i % kIdentitySeconds);
+        CPPUNIT_ASSERT_EQUAL(1, user_calls);
+        CPPUNIT_ASSERT(c.groups == std::vector<gid_t>({113, 8}));
+        // No passwd entry: remembered too, and the caller keeps only its gid.
+        Caller n;
+        n.uid = 4711;
+        n.gid = 4711;
+        ids.complete(n, 1000);
+        ids.complete(n, 1001);
+        CPPUNIT_ASSERT_EQUAL(2, user_calls);
+        CPPUNIT_ASSERT(n.user.empty());
+        CPPUNIT_ASSERT(n.groups == std::vector<gid_t>({4711}));
+        gid_t g = 0;
+        CPPUNIT_ASSERT(ids.group("mail", g, 1000) && g == 8);
+        CPPUNIT_ASSERT(ids.group("mail", g, 1030) && g == 8);
+        CPPUNIT_ASSERT(!ids.group("nosuch", g, 1000));
+        CPPUNIT_ASSERT(!ids.group("nosuch", g, 1001));
+        CPPUNIT_ASSERT_EQUAL(2, group_calls);
+        // Looked up again once kIdentitySeconds have passed, when the clock
+        // went back, and after forget() (SIGHUP).
+        ids.complete(c, 1000 + kIdentitySeconds);
+        CPPUNIT_ASSERT_EQUAL(3, user_calls);
+        ids.complete(c, 999);
+        CPPUNIT_ASSERT_EQUAL(4, user_calls);
+        ids.forget();
+        ids.complete(c, 999);
+        CPPUNIT_ASSERT_EQUAL(5, user_calls);
+        CPPUNIT_ASSERT(ids.group("mail", g, 1030));
+        CPPUNIT_ASSERT_EQUAL(3, group_calls);
+        // The decision is the same as with fresh lookups.
+        Decision d = check_caller(allow({}, "mail"), c, 0, [&](const std::string& name, gid_t& gid) {
+            return ids.group(name, gid, 1030);
+        });
+        CPPUNIT_ASSERT(d.allowed);
+    }
+
+    // The same Caller as peer_caller() fills, from SO_PEERCRED.
+    void caller_from_a_socket() {
+        int sv[2];
+        CPPUNIT_ASSERT_EQUAL(0, ::socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+        Identities ids;
+        Caller a, b;
+        std::string err;
+        CPPUNIT_ASSERT_MESSAGE(err, ids.caller(sv[0], a, err, 1000));
+        CPPUNIT_ASSERT_MESSAGE(err, peer_caller(sv[0], b, err));
+        // From credentials the accept loop already read: the same again.
+        struct ucred cred;
+        CPPUNIT_ASSERT_MESSAGE(err, peer_cred(sv[0], cred, err));
+        Caller c;
+        ids.caller(cred, c, 1000);
+        CPPUNIT_ASSERT_EQUAL(b.user, c.user);
+        CPPUNIT_ASSERT(b.groups == c.groups && b.uid == c.uid && b.pid == c.pid);
+        ::close(sv[0]);
+        ::close(sv[1]);
+        CPPUNIT_ASSERT_EQUAL(b.pid, a.pid);
+        CPPUNIT_ASSERT_EQUAL(b.uid, a.uid);
+        CPPUNIT_ASSERT_EQUAL(b.gid, a.gid);
+        CPPUNIT_ASSERT_EQUAL(b.user, a.user);
+        CPPUNIT_ASSERT(b.groups == a.groups);
+    }
+};
+CPPUNIT_TEST_SUITE_REGISTRATION(IdentitiesTest);

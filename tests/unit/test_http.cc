@@ -138,10 +138,38 @@ class HttpTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(redirect_is_policy_and_not_followed);
     CPPUNIT_TEST(oversized_body_is_too_large);
     CPPUNIT_TEST(oversized_declared_length_is_too_large);
+    CPPUNIT_TEST(system_ca_dir_table);
     CPPUNIT_TEST_SUITE_END();
 
 public:
     void setUp() override { mailoauth::http_global_init(); }
+
+    // Without --ca-file, the system's hashed CA directory replaces the
+    // bundle only where that is equivalent and cheaper: OpenSSL, both
+    // defaults compiled in, and the directory holds hashed links.
+    void system_ca_dir_table() {
+        using mailoauth::SystemCaDefaults;
+        using mailoauth::choose_system_ca_dir;
+        using mailoauth::system_ca_defaults;
+        struct Case {
+            SystemCaDefaults d;
+            std::string want;
+        } const cases[] = {
+            {SystemCaDefaults{"OpenSSL/3.0.19", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs", true}, "/etc/ssl/certs"},
+            {SystemCaDefaults{"OpenSSL/3.0.19", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs", false}, ""},
+            {SystemCaDefaults{"OpenSSL/3.0.19", "", "/etc/ssl/certs", true}, ""},
+            {SystemCaDefaults{"OpenSSL/3.0.19", "/etc/ssl/certs/ca-certificates.crt", "", false}, ""},
+            {SystemCaDefaults{"GnuTLS/3.7.9", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs", true}, ""},
+            {SystemCaDefaults{"", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs", true}, ""},
+        };
+        for (const auto& c : cases)
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(c.d.ssl_version + " " + c.d.capath, c.want, choose_system_ca_dir(c.d));
+        // This machine's libcurl, as the helper sees it: whatever it
+        // chooses is one of its own defaults.
+        const SystemCaDefaults& here = system_ca_defaults();
+        const std::string dir = choose_system_ca_dir(here);
+        CPPUNIT_ASSERT(dir.empty() || dir == here.capath);
+    }
 
     void url_allowed_table() {
         struct Case {

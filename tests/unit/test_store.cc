@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -19,6 +20,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -205,6 +207,8 @@ class StoreTest : public CppUnit::TestFixture {
     STORE_TEST_WITH_SKIP(save_on_full_tmpfs_keeps_old_record, tmpfs_skip());
     CPPUNIT_TEST(lock_excludes_other_process);
     CPPUNIT_TEST(lock_released_when_holder_is_killed);
+    CPPUNIT_TEST(lock_waiter_wakes_at_the_release);
+    CPPUNIT_TEST(lock_deadline_in_a_thread_with_signals_blocked);
     CPPUNIT_TEST(lock_serializes_concurrent_updates);
     CPPUNIT_TEST(lock_file_symlink_refused);
     CPPUNIT_TEST(list_names_only_records);
@@ -933,6 +937,9 @@ public:
         CPPUNIT_ASSERT_MESSAGE(err, s.lock("frank", 0, frank, err));
 
         Store again(dir_);
+        // The agent's open between its periodic searches leaves them.
+        CPPUNIT_ASSERT_MESSAGE(err, again.open(false, err, false));
+        CPPUNIT_ASSERT_EQUAL(0, ::access((dir_ + "/.alice.tmp.Xy12Zq").c_str(), F_OK));
         CPPUNIT_ASSERT_MESSAGE(err, again.open(false, err));
         for (const auto& c : cases)
             CPPUNIT_ASSERT_EQUAL_MESSAGE(c.name, c.removed, ::access((dir_ + "/" + c.name).c_str(), F_OK) != 0);
@@ -1086,6 +1093,95 @@ public:
         ::close(p[0]);
         ::close(p[1]);
         CPPUNIT_ASSERT_MESSAGE(err, s.lock("alice", 2000, lock, err));
+    }
+
+    // A waiter blocks in the kernel and wakes when the holder lets go, not
+    // on its next poll (the old wait napped 10, 20, 40, 50, 50 ms ...).
+    // CLOCK_MONOTONIC is one clock for both processes.
+    void lock_waiter_wakes_at_the_release() {
+        Store s = opened();
+        std::vector<long> lateness;
+        for (int round = 0; round < 5; ++round) {
+            int to_parent[2];
+            CPPUNIT_ASSERT_EQUAL(0, ::pipe(to_parent));
+            pid_t pid = ::fork();
+            CPPUNIT_ASSERT(pid >= 0);
+            if (pid == 0) {
+                Store::Lock lock;
+                std::string err;
+                char c = s.lock("alice", 1000, lock, err) ? 'L' : 'E';
+                (void)!::write(to_parent[1], &c, 1);
+                // Long enough for the parent to be asleep in the wait, at a
+                // moment the old nap would have missed by tens of ms.
+                struct timespec nap = {0, (130 + 7 * round) * 1000000L};
+                ::nanosleep(&nap, nullptr);
+                struct timespec ts;
+                ::clock_gettime(CLOCK_MONOTONIC, &ts);
+                long long released_us = ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+                lock = Store::Lock();
+                (void)!::write(to_parent[1], &released_us, sizeof released_us);
+                ::_exit(0);
+            }
+            char c = 0;
+            CPPUNIT_ASSERT_EQUAL(ssize_t(1), ::read(to_parent[0], &c, 1));
+            CPPUNIT_ASSERT_EQUAL('L', c);
+            Store::Lock lock;
+            std::string err;
+            const long t0 = now_ms();
+            CPPUNIT_ASSERT_MESSAGE(err, s.lock("alice", 5000, lock, err));
+            struct timespec ts;
+            ::clock_gettime(CLOCK_MONOTONIC, &ts);
+            long long got_us = ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+            long long released_us = 0;
+            CPPUNIT_ASSERT_EQUAL(ssize_t(sizeof released_us), ::read(to_parent[0], &released_us, sizeof released_us));
+            ::waitpid(pid, nullptr, 0);
+            ::close(to_parent[0]);
+            ::close(to_parent[1]);
+            CPPUNIT_ASSERT(now_ms() - t0 >= 100);  // the premise: it did wait
+            lateness.push_back(static_cast<long>(got_us - released_us));
+        }
+        std::sort(lateness.begin(), lateness.end());
+        std::string all;
+        for (long l : lateness) all += std::to_string(l) + " us ";
+        // The median over 5 rounds, so one round descheduled on a busy
+        // machine does not decide; a nap would be 10 ms or more late.
+        CPPUNIT_ASSERT_MESSAGE(all, lateness[2] < 5000);
+    }
+
+    // The agent's threads block SIGTERM, SIGINT and SIGHUP (for its
+    // signalfd); a waiter in such a thread, or one that blocks every
+    // signal, still gets its deadline.
+    void lock_deadline_in_a_thread_with_signals_blocked() {
+        Store s = opened();
+        Store::Lock held;
+        std::string err;
+        // flock locks belong to the open file: a second open in this
+        // process is excluded like another process.
+        CPPUNIT_ASSERT_MESSAGE(err, s.lock("alice", 0, held, err));
+        bool got = true;
+        long waited = 0;
+        std::string terr;
+        std::thread t([&] {
+            sigset_t all;
+            sigfillset(&all);
+            pthread_sigmask(SIG_BLOCK, &all, nullptr);
+            Store::Lock lock;
+            const long t0 = now_ms();
+            got = s.lock("alice", 250, lock, terr);
+            waited = now_ms() - t0;
+        });
+        t.join();
+        CPPUNIT_ASSERT(!got);
+        CPPUNIT_ASSERT_MESSAGE(terr, contains(terr, "timed out"));
+        CPPUNIT_ASSERT_MESSAGE(std::to_string(waited), waited >= 240 && waited < 2000);
+        // Released here, taken there at once.
+        held = Store::Lock();
+        std::thread t2([&] {
+            Store::Lock lock;
+            got = s.lock("alice", 2000, lock, terr);
+        });
+        t2.join();
+        CPPUNIT_ASSERT_MESSAGE(terr, got);
     }
 
     void lock_serializes_concurrent_updates() {
