@@ -48,25 +48,13 @@ def setUpModule():
     global SETUP
     if MISSING:
         return
-    SETUP = sasllib.MailSetup().start()
-    try:
-        SETUP.store = SETUP.make_store("client")
-        SETUP.conf = SETUP.write_config(SETUP.path("client"), SETUP.store)
-        SETUP.login(SETUP.conf)
-    except BaseException:
-        SETUP.stop()
-        raise
+    SETUP = sasllib.start_signed_in()
 
 
 def tearDownModule():
     global SETUP
     setup, SETUP = SETUP, None
-    if setup is None:
-        return
-    leaks = setup.leaks()
-    setup.stop()
-    if leaks:
-        raise AssertionError("secrets in captured output: %s" % leaks)
+    sasllib.stop_checking_leaks(setup)
 
 
 class _Clients(unittest.TestCase):

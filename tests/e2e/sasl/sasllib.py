@@ -181,6 +181,32 @@ class DelegatingDovecot(mailenv.Dovecot):
                     "pass_attrs = user=%L{original_user}\n")
 
 
+def start_signed_in(extra=""):
+    """The usual module fixture: a MailSetup started, a store for the
+    client programs (run as root) with alice signed in by `mailoauth login`,
+    and its configuration (EXTRA appended) in SETUP.conf."""
+    setup = MailSetup().start()
+    try:
+        setup.store = setup.make_store("client")
+        setup.conf = setup.write_config(setup.path("client"), setup.store, extra=extra)
+        setup.login(setup.conf)
+    except BaseException:
+        setup.stop()
+        raise
+    return setup
+
+
+def stop_checking_leaks(setup):
+    """The usual module teardown: stop SETUP's servers (None: nothing was
+    started), then fail if a secret showed in any output it captured."""
+    if setup is None:
+        return
+    leaks = setup.leaks()
+    setup.stop()
+    if leaks:
+        raise AssertionError("secrets in captured output: %s" % leaks)
+
+
 class MailSetup:
     """A work directory, the fake identity provider, Dovecot; start() and
     stop() (exactly what was started)."""
