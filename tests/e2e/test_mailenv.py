@@ -10,6 +10,7 @@ import imaplib
 import json
 import os
 import poplib
+import re
 import smtplib
 import socket
 import subprocess
@@ -346,7 +347,12 @@ class PostfixTest(_Env):
             pf.wait_queue_empty(10)
             self.assertIn(b"by client.localhost (Postfix", got)
             self.assertIn(b"with ESMTPSA", got)
-            self.assertRegex(pf.log(), r"postfix/smtp\[\d+\]: .*status=sent")
+            # Postfix's log (postlogd) may lag the delivery it reports.
+            sent = re.compile(r"postfix/smtp\[\d+\]: .*status=sent")
+            try:
+                mailenv.wait_for(lambda: sent.search(pf.log()), 10, 0.1, "status=sent in the Postfix log")
+            except TimeoutError:
+                self.fail("no status=sent in the Postfix log:\n" + pf.log())
             self.assertIn("submission-login: Info: Login: user=<%s>, "
                           "method=PLAIN" % ALICE, self.dovecot.log())
             # smtp_tls_security_level = secure: the certificate's chain
