@@ -7,6 +7,7 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/oauth.h \
 	tokenhelper/errors.h tokenhelper/errors.cc \
 	tokenhelper/store.h tokenhelper/store.cc \
+	tokenhelper/secret_file.h tokenhelper/secret_file.cc \
 	tokenhelper/settings.h tokenhelper/settings.cc \
 	tokenhelper/timefmt.h tokenhelper/timefmt.cc \
 	tokenhelper/tokens.h tokenhelper/tokens.cc \

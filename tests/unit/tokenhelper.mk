@@ -2,7 +2,7 @@
 
 # The token store (tokenhelper/store.cc).
 check_PROGRAMS += tests/unit/test_store
-tests_unit_test_store_SOURCES = tests/unit/tap_main.cc tests/unit/test_store.cc
+tests_unit_test_store_SOURCES = tests/unit/tap_main.cc tests/unit/test_store.cc tests/unit/test_secret_file.cc
 tests_unit_test_store_CXXFLAGS = $(UNIT_CXXFLAGS)
 tests_unit_test_store_LDADD = tokenhelper/libtokenhelper.la $(UNIT_LDADD)
 TESTS += tests/unit/test_store
