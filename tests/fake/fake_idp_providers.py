@@ -12,7 +12,7 @@ Microsoft (the v2.0 endpoints, beside devicecode and token):
   POST /{tenant}/oauth2/v2.0/token   grant_type=authorization_code
 Google-shaped, under /google:
   GET  /google/o/oauth2/v2/auth
-  POST /google/token                 authorization_code, refresh_token, device_code
+  POST /google/token            authorization_code, refresh_token, device_code
   POST /google/device/code
 A generic OpenID Connect issuer with Keycloak's paths, under /realms/mail:
   GET  /realms/mail/.well-known/openid-configuration
@@ -78,14 +78,15 @@ CODE_LIFETIME = 600
 GOOGLE = "/google"
 GOOGLE_MAIL_SCOPE = "https://mail.google.com/"
 GOOGLE_VERIFICATION_URL = "https://www.google.com/device"
-DEFAULT_GOOGLE_CLIENT_ID = "123456789012-fakeclientid0123456789abcdef.apps.googleusercontent.com"
+DEFAULT_GOOGLE_CLIENT_ID = ("123456789012-fakeclientid0123456789abcdef"
+                            ".apps.googleusercontent.com")
 OIDC = "/realms/mail"
 OIDC_PROTO = OIDC + "/protocol/openid-connect"
 DEFAULT_OIDC_CLIENT_ID = "mailoauth"
 OUTCOMES = ("approve", "deny", "error", "page")
 CA_TEXT = {
-    53003: "Access has been blocked by Conditional Access policies. The access "
-           "policy does not allow token issuance.",
+    53003: "Access has been blocked by Conditional Access policies. The "
+           "access policy does not allow token issuance.",
     530033: "Access has been blocked by Conditional Access policies: this "
             "sign-in authorizes a remote device, and a policy requires a "
             "managed device, which the device code flow cannot prove.",
@@ -274,7 +275,6 @@ def authorize(h, provider, tenant=None):
     """The authorization endpoint of PROVIDER ("microsoft", "google",
     "oidc"): validate, then answer as the scripted person would."""
     t = time.monotonic()
-    st = h.state
     endpoint = {"microsoft": "authorize", "google": "google_auth",
                 "oidc": "oidc_auth"}[provider]
     count(h, endpoint)

@@ -1163,7 +1163,8 @@ class Google(BrowserBase):
         st, _, dc = self.idp.post_form(self.idp.google_device_url(), {
             "client_id": self.client_id, "scope": "openid email"})
         self.assertEqual(st, 200, dc)
-        self.assertEqual(dc["verification_url"], "https://www.google.com/device")
+        self.assertEqual(dc["verification_url"],
+                         "https://www.google.com/device")
         self.assertRegex(dc["user_code"], r"^[A-Z0-9]{4}-[A-Z0-9]{4}$")
         form = {"grant_type": DEVICE_GRANT, "client_id": self.client_id,
                 "client_secret": self.secret,
@@ -1320,9 +1321,11 @@ class ScriptedBrowser(BrowserBase):
         self.thread.join(5)
 
     def test_follow(self):
-        url = self.auth_url(self.idp.authorize_url(), redirect_uri=self.redirect)
+        url = self.auth_url(self.idp.authorize_url(),
+                            redirect_uri=self.redirect)
         st, body = browser.follow(url, self.idp.ca_file)
-        self.assertEqual((st, body), (200, "<html><body>Signed in</body></html>"))
+        self.assertEqual((st, body),
+                         (200, "<html><body>Signed in</body></html>"))
         self.assertEqual(len(self.listener.paths), 1)
         q = query_of(self.listener.paths[0])
         self.assertEqual(q["state"], self.state)
@@ -1335,7 +1338,8 @@ class ScriptedBrowser(BrowserBase):
         self.assertTrue(self.listener.paths[2].startswith("/?code="))
 
     def test_redirect_location_goes_nowhere(self):
-        url = self.auth_url(self.idp.authorize_url(), redirect_uri=self.redirect)
+        url = self.auth_url(self.idp.authorize_url(),
+                            redirect_uri=self.redirect)
         location = browser.redirect_location(url, self.idp.ca_file)
         self.assertTrue(location.startswith(self.redirect + "?code="))
         self.assertEqual(self.listener.paths, [])
@@ -1363,7 +1367,8 @@ class ScriptedBrowser(BrowserBase):
         with self.assertRaises(browser.BrowserError):
             browser._loopback("https://127.0.0.1:1/?code=x", "http")
         # The fake's own certificate is checked against the test CA.
-        cert, _ = testca.untrusted_cert(os.path.join(WORK, "untrusted-browser"))
+        cert, _ = testca.untrusted_cert(os.path.join(WORK,
+                                                     "untrusted-browser"))
         other_ca = os.path.join(os.path.dirname(cert), "ca.pem")
         with self.assertRaises(ssl.SSLCertVerificationError):
             browser.get(self.idp.authorize_url(), other_ca)
