@@ -795,29 +795,31 @@ def oidc_discovery(h):
 
 # --- routing and controls ----------------------------------------------
 
+# Exact paths and their handlers; Microsoft's authorize path has the tenant.
+ROUTES = {
+    GOOGLE + "/o/oauth2/v2/auth": lambda h, path: authorize(h, "google"),
+    GOOGLE + "/token": lambda h, path: google_token(h),
+    GOOGLE + "/device/code": lambda h, path: google_device(h),
+    OIDC + "/.well-known/openid-configuration":
+        lambda h, path: oidc_discovery(h),
+    OIDC_PROTO + "/auth": lambda h, path: authorize(h, "oidc"),
+    OIDC_PROTO + "/token": lambda h, path: oidc_token(h),
+    OIDC_PROTO + "/auth/device": lambda h, path: oidc_device(h),
+    OIDC_PROTO + "/token/introspect":
+        lambda h, path: h.introspect_endpoint(path),
+}
+
+
 def dispatch(h, path):
     """Answers PATH if it is one of this module's; False otherwise."""
     m = MS_AUTHORIZE_RE.match(path)
     if m:
         authorize(h, "microsoft", m.group(1))
-    elif path == GOOGLE + "/o/oauth2/v2/auth":
-        authorize(h, "google")
-    elif path == GOOGLE + "/token":
-        google_token(h)
-    elif path == GOOGLE + "/device/code":
-        google_device(h)
-    elif path == OIDC + "/.well-known/openid-configuration":
-        oidc_discovery(h)
-    elif path == OIDC_PROTO + "/auth":
-        authorize(h, "oidc")
-    elif path == OIDC_PROTO + "/token":
-        oidc_token(h)
-    elif path == OIDC_PROTO + "/auth/device":
-        oidc_device(h)
-    elif path == OIDC_PROTO + "/token/introspect":
-        h.introspect_endpoint(path)
-    else:
+        return True
+    route = ROUTES.get(path)
+    if route is None:
         return False
+    route(h, path)
     return True
 
 
