@@ -12,6 +12,10 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/timefmt.h tokenhelper/timefmt.cc \
 	tokenhelper/tokens.h tokenhelper/tokens.cc \
 	tokenhelper/device_flow.h tokenhelper/device_flow.cc \
+	tokenhelper/pkce.h tokenhelper/pkce.cc \
+	tokenhelper/redirect.h tokenhelper/redirect.cc \
+	tokenhelper/loopback_listener.h tokenhelper/loopback_listener.cc \
+	tokenhelper/browser_flow.h tokenhelper/browser_flow.cc \
 	tokenhelper/commands.h tokenhelper/commands.cc \
 	tokenhelper/peercred.h tokenhelper/peercred.cc \
 	tokenhelper/agent.h \

@@ -8,6 +8,11 @@ client to run against it unchanged:
   POST /{tenant}/oauth2/v2.0/devicecode   device authorization request
   POST /{tenant}/oauth2/v2.0/token        device_code and refresh_token grants
 
+and, in tests/fake/fake_idp_providers.py, the authorization endpoint
+(GET /{tenant}/oauth2/v2.0/authorize, grant_type=authorization_code with
+PKCE), a Conditional-Access mode, a Google-shaped provider under /google and
+a generic OpenID Connect issuer under /realms/mail,
+
 and adds, for the tests, token introspection for Dovecot's oauth2 passdb
 
   POST /_fake/introspect (form token=...), GET /_fake/introspect?token=...,
@@ -64,6 +69,10 @@ import time
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# The authorization endpoints, Google and the OIDC issuer, Conditional
+# Access mode: a module of their own beside this file (see its docstring).
+import fake_idp_providers
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 VERIFICATION_URI = "https://microsoft.com/devicelogin"
@@ -191,6 +200,7 @@ class State:
         self.access = {}         # access token -> dict
         self.refresh = {}        # refresh token -> dict
         self.faults = []
+        fake_idp_providers.reset(self)
         self.reset_counters()
 
     def reset_counters(self):
@@ -518,6 +528,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.introspect_endpoint(path)
             elif path.startswith("/_fake/"):
                 self.control(path[len("/_fake/"):])
+            elif fake_idp_providers.dispatch(self, path):
+                pass
             else:
                 self.send_json(404, {"error": "not_found"})
                 self.access_log(404)
@@ -562,6 +574,7 @@ class Handler(BaseHTTPRequestHandler):
                 pairs = []
             for k, v in pairs:
                 form.setdefault(k, v)
+        fake_idp_providers.note_scopes(st, form.get("scope"), endpoint)
         grant_type = form.get("grant_type") if endpoint == "token" else None
         with st.lock:
             st.counters[endpoint] += 1
@@ -656,7 +669,8 @@ class Handler(BaseHTTPRequestHandler):
         grant_type = form.get("grant_type", "")
         if not grant_type:
             raise missing("grant_type")
-        if grant_type not in (DEVICE_GRANT, "refresh_token"):
+        if grant_type not in (DEVICE_GRANT, "refresh_token",
+                              "authorization_code"):
             raise OAuthError(
                 "unsupported_grant_type", 70003,
                 "The app requested an unsupported grant type '%s'."
@@ -664,6 +678,9 @@ class Handler(BaseHTTPRequestHandler):
         client_id = self.check_client(form)
         if grant_type == DEVICE_GRANT:
             return self.grant_device_code(tenant, client_id, form, t)
+        if grant_type == "authorization_code":
+            return fake_idp_providers.grant_authorization_code(
+                self, tenant, client_id, form)
         return self.grant_refresh(tenant, client_id, form)
 
     def grant_device_code(self, tenant, client_id, form, t):
@@ -708,6 +725,9 @@ class Handler(BaseHTTPRequestHandler):
                     "OAuth 2.0 device flow error. Authorization is pending. "
                     "Continue polling.")
             # approved
+            blocked = fake_idp_providers.conditional_access_error(st)
+            if blocked:
+                raise blocked
             d["state"] = "redeemed"
             with_refresh = "offline_access" in \
                 (s.lower() for s in d["scope"].split())
@@ -918,6 +938,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def control_op(self, name, req):
         st = self.state
+        mine = fake_idp_providers.control_op(self, name, req)
+        if mine is not None:
+            return mine
         get = self.command == "GET"
         with st.lock:
             if name == "health" and get:
@@ -1073,6 +1096,7 @@ def main(argv=None):
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(args.cert, args.key)
 
+    fake_idp_providers.bind(sys.modules[__name__])
     state = State(args)
     httpd = Server(("127.0.0.1", args.port), Handler, ctx, state)
     port = httpd.server_address[1]

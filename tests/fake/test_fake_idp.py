@@ -14,13 +14,17 @@ import socket
 import ssl
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
+import browser  # noqa: E402
 import fakeidp  # noqa: E402
 import testca  # noqa: E402
 from fakeidp import DEVICE_GRANT, FakeIdP  # noqa: E402
@@ -754,6 +758,644 @@ class Lifecycle(unittest.TestCase):
             self.assertTrue(1024 < low <= p < high, (low, p, high))
             with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
                 self.assertLess(p, int(f.read().split()[0]))
+
+
+
+# --- the browser sign-in and the other providers ----------------------
+# (tests/fake/fake_idp_providers.py, driven through tests/lib/browser.py)
+
+GOOGLE_MAIL = "https://mail.google.com/"
+REDIRECT = "http://127.0.0.1:8400/"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def new_pkce():
+    verifier = b64url(os.urandom(32))
+    return verifier, b64url(hashlib.sha256(verifier.encode()).digest())
+
+
+def query_of(url):
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query,
+                                       keep_blank_values=True))
+
+
+class BrowserBase(Base):
+    """Authorization requests as mailoauth sends them, through the scripted
+    browser."""
+
+    def auth_url(self, endpoint, client_id=None, scope=SCOPE,
+                 redirect_uri=REDIRECT, challenge=None, drop=(), **extra):
+        self.verifier, ch = new_pkce()
+        self.state = b64url(os.urandom(24))
+        params = {"client_id": client_id or self.idp.client_id,
+                  "response_type": "code", "redirect_uri": redirect_uri,
+                  "scope": scope, "state": self.state,
+                  "code_challenge": ch if challenge is None else challenge,
+                  "code_challenge_method": "S256"}
+        params.update(extra)
+        for k in drop:
+            params.pop(k, None)
+        return endpoint + "?" + urllib.parse.urlencode(params)
+
+    def sign_in(self, url):
+        """The redirect's query after the (scripted) person signed in."""
+        location = browser.redirect_location(url, self.idp.ca_file)
+        self.assertTrue(location.startswith(REDIRECT + "?"), location)
+        return query_of(location)
+
+    def redeem(self, token_url, code, verifier=None, redirect_uri=REDIRECT,
+               client_id=None, drop=(), **extra):
+        form = {"grant_type": "authorization_code",
+                "client_id": client_id or self.idp.client_id, "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": verifier or self.verifier}
+        form.update(extra)
+        for k in drop:
+            form.pop(k, None)
+        return self.idp.post_form(token_url, form)
+
+    def assertPage(self, url, status, *texts):
+        st, headers, body = browser.get(url, self.idp.ca_file)
+        self.assertEqual(st, status, body[:300])
+        self.assertNotIn("location", headers)
+        self.assertTrue(headers["content-type"].startswith("text/html"))
+        for t in texts:
+            self.assertIn(t, body.decode())
+        return body.decode()
+
+    def assertPlainError(self, resp, status, error):
+        st, _, body = resp
+        self.assertEqual(st, status, body)
+        self.assertEqual(body["error"], error)
+        # Google's and Keycloak's shape: no AADSTS codes.
+        self.assertLessEqual(set(body), {"error", "error_description"})
+        return body
+
+
+class BrowserMicrosoft(BrowserBase):
+    def test_code_flow_end_to_end(self):
+        url = self.auth_url(self.idp.authorize_url(),
+                            scope="openid " + SCOPE, login_hint="alice")
+        q = self.sign_in(url)
+        self.assertEqual(set(q), {"code", "state", "session_state"})
+        self.assertEqual(q["state"], self.state)
+        self.assertGreaterEqual(len(q["code"]), 100)
+        st, headers, tok = self.redeem(self.idp.token_url(), q["code"])
+        self.assertEqual(st, 200, tok)
+        self.assertEqual(tok["token_type"], "Bearer")
+        self.assertIn("refresh_token", tok)  # offline_access was asked for
+        self.assertIn("id_token", tok)
+        self.assertNotIn("offline_access", tok["scope"])
+        info = self.idp.introspect(tok["access_token"])
+        self.assertTrue(info["active"])
+        self.assertEqual(info["username"], "alice@example.com")
+        # The refresh path is the device flow's, unchanged.
+        st, _, again = self.refresh(tok["refresh_token"])
+        self.assertEqual(st, 200, again)
+        self.assertNotEqual(again["refresh_token"], tok["refresh_token"])
+        c = self.idp.counters()
+        self.assertEqual((c["authorize"], c["grant:authorization_code"]),
+                         (1, 1))
+        # The code is listed among issued secrets (for the leak checks),
+        # and its metadata shows it used.
+        self.assertIn(q["code"], self.idp.issued_secrets())
+        codes = self.idp.auth_codes()
+        self.assertEqual(len(codes), 1)
+        self.assertTrue(codes[0]["used"])
+        self.assertNotIn(q["code"], json.dumps(codes))
+        # The request log holds no code.
+        self.assertNotIn(q["code"], self.idp.stderr_text())
+
+    def test_localhost_redirect_and_no_state(self):
+        url = self.auth_url(self.idp.authorize_url(), drop=("state",),
+                            redirect_uri="http://localhost:51234/")
+        location = browser.redirect_location(url, self.idp.ca_file)
+        self.assertTrue(location.startswith("http://localhost:51234/?"))
+        self.assertNotIn("state", query_of(location))
+
+    def test_code_is_single_use(self):
+        q = self.sign_in(self.auth_url(self.idp.authorize_url()))
+        self.assertEqual(self.redeem(self.idp.token_url(), q["code"])[0], 200)
+        self.assertOAuthError(self.redeem(self.idp.token_url(), q["code"]),
+                              "invalid_grant", 54005)
+
+    def test_verifier_must_match(self):
+        q = self.sign_in(self.auth_url(self.idp.authorize_url()))
+        other, _ = new_pkce()
+        body = self.assertOAuthError(
+            self.redeem(self.idp.token_url(), q["code"], verifier=other),
+            "invalid_grant", 501481)
+        self.assertIn("code_verifier", body["error_description"])
+
+    def test_missing_or_different_parameters(self):
+        q = self.sign_in(self.auth_url(self.idp.authorize_url()))
+        tok = self.idp.token_url()
+        for field in ("code_verifier", "redirect_uri", "code"):
+            body = self.assertOAuthError(
+                self.redeem(tok, q["code"], drop=(field,)),
+                "invalid_request", 900144)
+            self.assertIn(field, body["error_description"])
+        self.assertOAuthError(
+            self.redeem(tok, q["code"], redirect_uri="http://127.0.0.1:8401/"),
+            "invalid_grant", 50011)
+        # Another client, another tenant, an unknown code.
+        self.assertOAuthError(
+            self.redeem(tok, q["code"],
+                        client_id="aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
+            "invalid_grant", 70000)
+        self.assertOAuthError(
+            self.redeem(self.idp.token_url("common"), q["code"]),
+            "invalid_grant", 70000)
+        self.assertOAuthError(self.redeem(tok, "0.AXEA-no-such-code"),
+                              "invalid_grant", 70000)
+        # None of these used the code up.
+        self.assertEqual(self.redeem(tok, q["code"])[0], 200)
+
+    def test_expired_code(self):
+        q = self.sign_in(self.auth_url(self.idp.authorize_url()))
+        self.assertEqual(self.idp.expire_auth_codes(), 1)
+        self.assertOAuthError(self.redeem(self.idp.token_url(), q["code"]),
+                              "invalid_grant", 70008)
+        self.idp.set_browser(code_lifetime=0)
+        q = self.sign_in(self.auth_url(self.idp.authorize_url()))
+        self.assertOAuthError(self.redeem(self.idp.token_url(), q["code"]),
+                              "invalid_grant", 70008)
+
+    def test_errors_shown_not_redirected(self):
+        ep = self.idp.authorize_url()
+        self.assertPage(self.auth_url(
+            ep, client_id="99999999-0000-0000-0000-000000000000"),
+            400, "AADSTS700016")
+        self.assertPage(self.auth_url(ep, drop=("client_id",)), 400,
+                        "AADSTS900144")
+        for bad in ("https://127.0.0.1:8400/", "http://example.com:8400/",
+                    "http://127.0.0.1:8400/callback", "http://127.0.0.1/",
+                    "http://127.0.0.1:0/", "http://127.0.0.1:70000/", ""):
+            self.assertPage(self.auth_url(ep, redirect_uri=bad), 400,
+                            "AADSTS50011")
+        self.assertPage(self.auth_url(self.idp.authorize_url(
+            "nosuchtenant.example")), 400, "AADSTS90002")
+        self.assertEqual(self.idp.auth_codes(), [])
+
+    def test_errors_redirected_with_state(self):
+        ep = self.idp.authorize_url()
+        cases = [
+            (dict(response_type="token"), "unsupported_response_type",
+             700054),
+            (dict(drop=("scope",)), "invalid_request", 900144),
+            (dict(drop=("code_challenge",)), "invalid_request", 900144),
+            (dict(code_challenge_method="plain"), "invalid_request", 50149),
+            (dict(challenge="tooshort"), "invalid_request", 501491),
+            (dict(challenge="a" * 42 + "="), "invalid_request", 501491),
+        ]
+        for kw, error, code in cases:
+            q = self.sign_in(self.auth_url(ep, **kw))
+            self.assertEqual(q["error"], error, kw)
+            self.assertTrue(q["error_description"].startswith(
+                "AADSTS%d: " % code), q["error_description"])
+            self.assertIn("\r\nTrace ID: ", q["error_description"])
+            self.assertEqual(q["state"], self.state)
+            self.assertNotIn("code", q)
+        self.assertEqual(self.idp.auth_codes(), [])
+
+    def test_person_declines_or_fails(self):
+        ep = self.idp.authorize_url()
+        self.idp.set_browser(outcome="deny")
+        q = self.sign_in(self.auth_url(ep))
+        self.assertEqual(q["error"], "access_denied")
+        self.assertTrue(q["error_description"].startswith("AADSTS65004: "))
+        self.assertEqual(q["state"], self.state)
+        self.idp.set_browser(outcome="error", error="interaction_required",
+                             error_codes=[50076],
+                             error_description="MFA is required.")
+        q = self.sign_in(self.auth_url(ep))
+        self.assertEqual(q["error"], "interaction_required")
+        self.assertTrue(q["error_description"].startswith(
+            "AADSTS50076: MFA is required."))
+        self.idp.set_browser(outcome="page",
+                             error_description="AADSTS53003: blocked")
+        self.assertPage(self.auth_url(ep), 400, "AADSTS53003: blocked")
+        self.assertEqual(self.idp.auth_codes(), [])
+        with self.assertRaises(fakeidp.FakeIdPError):
+            self.idp.set_browser(outcome="maybe")
+        self.idp.reset()
+        self.assertEqual(self.idp.browser_config()["outcome"], "approve")
+
+    def test_signed_in_user_control(self):
+        self.idp.set_signed_in_user("bob@example.com")
+        q = self.sign_in(self.auth_url(self.idp.authorize_url()))
+        st, _, tok = self.redeem(self.idp.token_url(), q["code"])
+        self.assertEqual(st, 200, tok)
+        self.assertEqual(self.idp.introspect(tok["access_token"])["username"],
+                         "bob@example.com")
+
+    def test_no_offline_access_no_refresh_token(self):
+        q = self.sign_in(self.auth_url(
+            self.idp.authorize_url(),
+            scope="https://outlook.office.com/IMAP.AccessAsUser.All"))
+        st, _, tok = self.redeem(self.idp.token_url(), q["code"])
+        self.assertEqual(st, 200, tok)
+        self.assertNotIn("refresh_token", tok)
+
+    def test_post_is_refused(self):
+        url = self.auth_url(self.idp.authorize_url())
+        st, _, _ = self.idp.post_form(url, {})
+        self.assertEqual(st, 405)
+
+
+class ConditionalAccess(BrowserBase):
+    def test_device_flow_blocked(self):
+        for code in (53003, 530033):
+            self.idp.set_conditional_access(code)
+            dc = self.new_code()
+            self.idp.approve(dc["user_code"])
+            body = self.assertOAuthError(self.poll(dc["device_code"]),
+                                         "invalid_grant", code)
+            self.assertTrue(body["error_description"].startswith(
+                "AADSTS%d: Access has been blocked by Conditional Access "
+                "policies" % code), body["error_description"])
+            # Still blocked on the next poll; no token was issued.
+            self.assertOAuthError(self.poll(dc["device_code"]),
+                                  "invalid_grant", code)
+        self.assertEqual(self.idp._call("GET", "tokens")["access"], [])
+
+    def test_pending_is_still_pending(self):
+        self.idp.set_conditional_access(53003)
+        dc = self.new_code()
+        self.assertOAuthError(self.poll(dc["device_code"]),
+                              "authorization_pending", 70016)
+
+    def test_browser_flow_is_not_blocked(self):
+        self.idp.set_conditional_access(53003)
+        q = self.sign_in(self.auth_url(self.idp.authorize_url()))
+        st, _, tok = self.redeem(self.idp.token_url(), q["code"])
+        self.assertEqual(st, 200, tok)
+
+    def test_lifted_and_reset(self):
+        self.idp.set_conditional_access(53003)
+        self.idp.set_conditional_access(None)
+        self.login()
+        self.idp.set_conditional_access(530033)
+        self.idp.reset()
+        self.login()
+        with self.assertRaises(fakeidp.FakeIdPError):
+            self.idp.set_conditional_access(50076)
+
+
+class Google(BrowserBase):
+    def setUp(self):
+        super().setUp()
+        self.client_id, self.secret = self.idp.google_client()
+
+    def google_sign_in(self, **kw):
+        kw.setdefault("scope", GOOGLE_MAIL)
+        url = self.auth_url(self.idp.google_auth_url(),
+                            client_id=self.client_id, **kw)
+        return self.sign_in(url)
+
+    def google_redeem(self, code, **kw):
+        kw.setdefault("client_id", self.client_id)
+        kw.setdefault("client_secret", self.secret)
+        return self.redeem(self.idp.google_token_url(), code, **kw)
+
+    def test_code_flow(self):
+        q = self.google_sign_in(access_type="offline", prompt="consent")
+        self.assertTrue(q["code"].startswith("4/0A"), q)
+        self.assertEqual(q["state"], self.state)
+        self.assertEqual(q["scope"], GOOGLE_MAIL)
+        st, headers, tok = self.google_redeem(q["code"])
+        self.assertEqual(st, 200, tok)
+        self.assertEqual(set(tok), {"access_token", "expires_in",
+                                    "refresh_token", "scope", "token_type"})
+        self.assertTrue(tok["access_token"].startswith("ya29."))
+        self.assertTrue(tok["refresh_token"].startswith("1//"))
+        self.assertEqual(tok["scope"], GOOGLE_MAIL)
+        info = self.idp.introspect(tok["access_token"])
+        self.assertTrue(info["active"])
+        self.assertEqual((info["username"], info["scope"]),
+                         ("alice@example.com", GOOGLE_MAIL))
+        self.assertEqual(self.idp.counters()["google_token"], 1)
+        # The client secret is a secret of the run.
+        self.assertIn(self.secret, self.idp.issued_secrets())
+
+    def test_secret_required(self):
+        q = self.google_sign_in(access_type="offline")
+        self.assertPlainError(self.google_redeem(q["code"],
+                                                 drop=("client_secret",)),
+                              401, "invalid_client")
+        self.assertPlainError(self.google_redeem(q["code"],
+                                                 client_secret="GOCSPX-no"),
+                              401, "invalid_client")
+        self.assertPlainError(self.google_redeem(q["code"],
+                                                 client_id="other"),
+                              401, "invalid_client")
+        self.assertEqual(self.google_redeem(q["code"])[0], 200)
+        # A client secret of one's own.
+        self.idp.set_google_client(client_secret="GOCSPX-mine-0123456789")
+        q = self.google_sign_in()
+        self.assertEqual(self.google_redeem(
+            q["code"], client_secret="GOCSPX-mine-0123456789")[0], 200)
+
+    def test_refresh_token_not_rotated(self):
+        q = self.google_sign_in(access_type="offline")
+        rt = self.google_redeem(q["code"])[2]["refresh_token"]
+        form = {"grant_type": "refresh_token", "client_id": self.client_id,
+                "client_secret": self.secret, "refresh_token": rt}
+        for _ in range(2):
+            st, _, tok = self.idp.post_form(self.idp.google_token_url(), form)
+            self.assertEqual(st, 200, tok)
+            self.assertNotIn("refresh_token", tok)
+            self.assertTrue(self.idp.valid_access_token(tok["access_token"]))
+        self.assertPlainError(self.idp.post_form(
+            self.idp.google_token_url(), dict(form, client_secret="x")),
+            401, "invalid_client")
+        self.idp.revoke_refresh_tokens()
+        body = self.assertPlainError(self.idp.post_form(
+            self.idp.google_token_url(), form), 400, "invalid_grant")
+        self.assertEqual(body["error_description"],
+                         "Token has been expired or revoked.")
+
+    def test_online_access_has_no_refresh_token(self):
+        q = self.google_sign_in()
+        st, _, tok = self.google_redeem(q["code"])
+        self.assertEqual(st, 200, tok)
+        self.assertNotIn("refresh_token", tok)
+
+    def test_code_errors_in_googles_shape(self):
+        q = self.google_sign_in()
+        other, _ = new_pkce()
+        self.assertPlainError(self.google_redeem(q["code"], verifier=other),
+                              400, "invalid_grant")
+        self.assertPlainError(self.google_redeem(q["code"],
+                                                 drop=("code_verifier",)),
+                              400, "invalid_request")
+        self.assertEqual(self.google_redeem(q["code"])[0], 200)
+        self.assertPlainError(self.google_redeem(q["code"]), 400,
+                              "invalid_grant")
+        self.assertPlainError(self.idp.post_form(
+            self.idp.google_token_url(),
+            {"grant_type": "password", "client_id": self.client_id,
+             "client_secret": self.secret}), 400, "unsupported_grant_type")
+
+    def test_auth_endpoint_errors(self):
+        ep = self.idp.google_auth_url()
+        self.assertPage(self.auth_url(ep, client_id="nope", scope=GOOGLE_MAIL),
+                        400, "invalid_client")
+        self.assertPage(self.auth_url(ep, client_id=self.client_id,
+                                      scope=GOOGLE_MAIL,
+                                      redirect_uri="http://evil.example/"),
+                        400, "redirect_uri_mismatch")
+        self.idp.set_browser(outcome="deny")
+        q = self.google_sign_in()
+        self.assertEqual(q, {"error": "access_denied", "state": self.state})
+
+    def test_device_flow_refuses_the_mail_scope(self):
+        st, _, body = self.idp.post_form(self.idp.google_device_url(), {
+            "client_id": self.client_id,
+            "scope": "openid " + GOOGLE_MAIL})
+        self.assertEqual(st, 400)
+        self.assertEqual(body, {"error": "invalid_scope"})
+
+    def test_device_flow_other_scopes(self):
+        st, _, dc = self.idp.post_form(self.idp.google_device_url(), {
+            "client_id": self.client_id, "scope": "openid email"})
+        self.assertEqual(st, 200, dc)
+        self.assertEqual(dc["verification_url"],
+                         "https://www.google.com/device")
+        self.assertRegex(dc["user_code"], r"^[A-Z0-9]{4}-[A-Z0-9]{4}$")
+        form = {"grant_type": DEVICE_GRANT, "client_id": self.client_id,
+                "client_secret": self.secret,
+                "device_code": dc["device_code"]}
+        self.assertPlainError(self.idp.post_form(self.idp.google_token_url(),
+                                                 form),
+                              428, "authorization_pending")
+        self.idp.approve(dc["user_code"], username="carol@example.com")
+        st, _, tok = self.idp.post_form(self.idp.google_token_url(), form)
+        self.assertEqual(st, 200, tok)
+        self.assertIn("refresh_token", tok)
+        self.assertEqual(self.idp.introspect(tok["access_token"])["username"],
+                         "carol@example.com")
+        # Microsoft's endpoint does not know Google's device codes.
+        self.assertOAuthError(self.poll(dc["device_code"]),
+                              "bad_verification_code", 70018)
+
+
+class Oidc(BrowserBase):
+    def discovery(self):
+        st, _, doc = self.idp.get_json(self.idp.oidc_discovery_url())
+        self.assertEqual(st, 200, doc)
+        return doc
+
+    def test_discovery_document(self):
+        doc = self.discovery()
+        issuer = self.idp.oidc_issuer()
+        self.assertEqual(doc["issuer"], issuer)
+        self.assertTrue(issuer.startswith("https://127.0.0.1:%d/"
+                                          % self.idp.port))
+        for k in ("authorization_endpoint", "token_endpoint",
+                  "device_authorization_endpoint", "introspection_endpoint"):
+            self.assertTrue(doc[k].startswith(issuer + "/protocol/"), k)
+        self.assertIn("S256", doc["code_challenge_methods_supported"])
+        self.assertIn(DEVICE_GRANT, doc["grant_types_supported"])
+
+    def test_device_flow_and_rotation(self):
+        doc = self.discovery()
+        st, _, dc = self.idp.post_form(doc["device_authorization_endpoint"], {
+            "client_id": "mailoauth", "scope": "openid email offline_access"})
+        self.assertEqual(st, 200, dc)
+        self.assertTrue(dc["verification_uri_complete"].endswith(
+            "?user_code=" + dc["user_code"]))
+        form = {"grant_type": DEVICE_GRANT, "client_id": "mailoauth",
+                "device_code": dc["device_code"]}
+        self.assertPlainError(self.idp.post_form(doc["token_endpoint"], form),
+                              400, "authorization_pending")
+        self.idp.approve(dc["user_code"])
+        st, _, tok = self.idp.post_form(doc["token_endpoint"], form)
+        self.assertEqual(st, 200, tok)
+        rt = tok["refresh_token"]
+        refresh = {"grant_type": "refresh_token", "client_id": "mailoauth",
+                   "refresh_token": rt}
+        st, _, tok2 = self.idp.post_form(doc["token_endpoint"], refresh)
+        self.assertEqual(st, 200, tok2)
+        self.assertNotEqual(tok2["refresh_token"], rt)   # rotated
+        self.assertEqual(self.idp.post_form(doc["token_endpoint"],
+                                            refresh)[0], 200)
+        self.idp.set_rotation_revokes_old(True)
+        refresh["refresh_token"] = tok2["refresh_token"]
+        self.assertEqual(self.idp.post_form(doc["token_endpoint"],
+                                            refresh)[0], 200)
+        self.assertPlainError(self.idp.post_form(doc["token_endpoint"],
+                                                 refresh),
+                              400, "invalid_grant")
+
+    def test_code_flow(self):
+        doc = self.discovery()
+        q = self.sign_in(self.auth_url(doc["authorization_endpoint"],
+                                       client_id="mailoauth",
+                                       scope="openid email"))
+        self.assertEqual(q["state"], self.state)
+        self.assertEqual(q["iss"], doc["issuer"])
+        st, _, tok = self.redeem(doc["token_endpoint"], q["code"],
+                                 client_id="mailoauth")
+        self.assertEqual(st, 200, tok)
+        self.assertIn("refresh_token", tok)
+        st, _, info = self.idp.post_form(doc["introspection_endpoint"],
+                                         {"token": tok["access_token"]})
+        self.assertEqual(st, 200)
+        self.assertTrue(info["active"])
+        self.assertPlainError(self.redeem(doc["token_endpoint"], q["code"],
+                                          client_id="mailoauth"),
+                              400, "invalid_grant")
+
+    def test_clients(self):
+        doc = self.discovery()
+        self.assertPlainError(self.idp.post_form(doc["token_endpoint"], {
+            "grant_type": "refresh_token", "client_id": "other",
+            "refresh_token": "x"}), 401, "invalid_client")
+        self.assertPage(self.auth_url(doc["authorization_endpoint"],
+                                      client_id="other"), 400,
+                        "Client not found")
+        self.idp.set_oidc_clients(["other"])
+        q = self.sign_in(self.auth_url(doc["authorization_endpoint"],
+                                       client_id="other"))
+        self.assertIn("code", q)
+
+
+class Clouds(BrowserBase):
+    def test_national_cloud_scopes(self):
+        us = ("https://outlook.office365.us/IMAP.AccessAsUser.All "
+              "https://outlook.office365.us/SMTP.Send offline_access")
+        dc = self.new_code(us)
+        self.idp.approve(dc["user_code"])
+        st, _, tok = self.poll(dc["device_code"])
+        self.assertEqual(st, 200, tok)
+        self.assertIn("https://outlook.office365.us/SMTP.Send", tok["scope"])
+        self.assertEqual(self.idp.cloud_prefixes(),
+                         ["https://outlook.office365.us/"])
+        cn = "https://partner.outlook.cn/IMAP.AccessAsUser.All offline_access"
+        q = self.sign_in(self.auth_url(self.idp.authorize_url(), scope=cn))
+        self.assertEqual(self.redeem(self.idp.token_url(), q["code"])[0], 200)
+        self.assertEqual(self.idp.cloud_prefixes(),
+                         ["https://outlook.office365.us/",
+                          "https://partner.outlook.cn/"])
+        self.assertEqual([r["endpoint"] for r in self.idp.cloud_requests()],
+                         ["devicecode", "authorize"])
+        self.idp.reset()
+        self.assertEqual(self.idp.cloud_prefixes(), [])
+
+
+class _Listener(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.server.paths.append(self.path)
+        body = b"<html><body>Signed in</body></html>"
+        self.send_response(404 if self.path == "/favicon.ico" else 200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+class ScriptedBrowser(BrowserBase):
+    """tests/lib/browser.py against the fake and a tiny loopback listener
+    standing in for mailoauth's."""
+
+    def setUp(self):
+        super().setUp()
+        self.listener = HTTPServer(("127.0.0.1", 0), _Listener)
+        self.listener.paths = []
+        self.redirect = "http://127.0.0.1:%d/" % self.listener.server_port
+        self.thread = threading.Thread(target=self.listener.serve_forever,
+                                       kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def tearDown(self):
+        self.listener.shutdown()
+        self.listener.server_close()
+        self.thread.join(5)
+
+    def test_follow(self):
+        url = self.auth_url(self.idp.authorize_url(),
+                            redirect_uri=self.redirect)
+        st, body = browser.follow(url, self.idp.ca_file)
+        self.assertEqual((st, body),
+                         (200, "<html><body>Signed in</body></html>"))
+        self.assertEqual(len(self.listener.paths), 1)
+        q = query_of(self.listener.paths[0])
+        self.assertEqual(q["state"], self.state)
+        self.assertTrue(self.listener.paths[0].startswith("/?code="))
+        st, _ = browser.follow(self.auth_url(self.idp.authorize_url(),
+                                             redirect_uri=self.redirect),
+                               self.idp.ca_file, favicon_first=True)
+        self.assertEqual(st, 200)
+        self.assertEqual(self.listener.paths[1], "/favicon.ico")
+        self.assertTrue(self.listener.paths[2].startswith("/?code="))
+
+    def test_redirect_location_goes_nowhere(self):
+        url = self.auth_url(self.idp.authorize_url(),
+                            redirect_uri=self.redirect)
+        location = browser.redirect_location(url, self.idp.ca_file)
+        self.assertTrue(location.startswith(self.redirect + "?code="))
+        self.assertEqual(self.listener.paths, [])
+        st, body = browser.follow(url, self.idp.ca_file, follow_redirect=False)
+        self.assertEqual((st, body), (302, ""))
+        self.assertEqual(self.listener.paths, [])
+
+    def test_no_redirect_no_listener(self):
+        url = self.auth_url(self.idp.authorize_url(), client_id="nope",
+                            redirect_uri=self.redirect)
+        st, body = browser.follow(url, self.idp.ca_file)
+        self.assertEqual(st, 400)
+        self.assertIn("AADSTS700016", body)
+        self.assertEqual(self.listener.paths, [])
+        with self.assertRaises(browser.BrowserError):
+            browser.redirect_location(url, self.idp.ca_file)
+
+    def test_loopback_only(self):
+        for url in ("https://login.microsoftonline.com/common/oauth2/v2.0/"
+                    "authorize?response_type=code", "ftp://127.0.0.1/",
+                    "http://192.0.2.1/"):
+            with self.assertRaises(browser.BrowserError):
+                browser.get(url, self.idp.ca_file)
+        # A redirect is followed to plain http on loopback only.
+        with self.assertRaises(browser.BrowserError):
+            browser._loopback("https://127.0.0.1:1/?code=x", "http")
+        # The fake's own certificate is checked against the test CA.
+        cert, _ = testca.untrusted_cert(os.path.join(WORK,
+                                                     "untrusted-browser"))
+        other_ca = os.path.join(os.path.dirname(cert), "ca.pem")
+        with self.assertRaises(ssl.SSLCertVerificationError):
+            browser.get(self.idp.authorize_url(), other_ca)
+
+    def test_url_from_output(self):
+        url = self.auth_url(self.idp.authorize_url())
+        lines = ["", "To sign in, open this address in a web browser:", "",
+                 "    " + url, "", "Waiting for the sign-in: 4:59 left"]
+        self.assertEqual(browser.auth_url_from_lines(lines), url)
+        self.assertIsNone(browser.auth_url_in(
+            "Open: https://microsoft.com/devicelogin"))
+        self.assertIsNone(browser.auth_url_from_lines(lines[:3]))
+        # From a pipe, line by line; what follows stays unread.
+        r, w = os.pipe()
+        with os.fdopen(r, "rb", buffering=0) as rf:
+            os.write(w, ("\n".join(lines) + "\n").encode())
+            seen = []
+            self.assertEqual(browser.read_auth_url(rf, 5, seen), url)
+            self.assertEqual(seen, lines[:4])
+            self.assertEqual(os.read(r, 1), b"\n")
+            t0 = time.monotonic()
+            with self.assertRaises(browser.BrowserError):
+                browser.read_auth_url(rf, 0.2)
+            self.assertLess(time.monotonic() - t0, 2)
+            os.close(w)
+            with self.assertRaises(browser.BrowserError):
+                browser.read_auth_url(rf, 5)
 
 
 if __name__ == "__main__":

@@ -360,6 +360,84 @@ class FakeIdP:
     def issued_secrets(self):
         return self._call("GET", "secrets")["secrets"]
 
+    # --- the browser sign-in and the other providers -------------------
+    # (tests/fake/fake_idp_providers.py; tests/lib/browser.py follows the
+    # authorization redirect like a browser)
+
+    def authorize_url(self, tenant="organizations"):
+        return self.authority(tenant) + "/oauth2/v2.0/authorize"
+
+    def google_auth_url(self):
+        return self.base_url + "/google/o/oauth2/v2/auth"
+
+    def google_token_url(self):
+        return self.base_url + "/google/token"
+
+    def google_device_url(self):
+        return self.base_url + "/google/device/code"
+
+    def oidc_issuer(self):
+        """The generic OpenID Connect issuer (Keycloak's paths)."""
+        return self.base_url + "/realms/mail"
+
+    def oidc_discovery_url(self):
+        return self.oidc_issuer() + "/.well-known/openid-configuration"
+
+    def set_browser(self, **kw):
+        """What the person at the browser does at every authorization
+        endpoint: username (default alice@example.com), outcome ("approve",
+        "deny": access_denied, "error": error/error_description/error_codes
+        redirected, "page": a 400 page, nothing redirected), code_lifetime
+        (seconds, default 600).  Returns the whole setting."""
+        return self._call("POST", "browser", kw)
+
+    def browser_config(self):
+        return self._call("GET", "browser")
+
+    def set_signed_in_user(self, username):
+        return self.set_browser(username=username)
+
+    def set_conditional_access(self, code=53003):
+        """Block the device-code flow (53003, or 530033 for a policy that
+        requires a managed device); None lifts the block."""
+        return self._call("POST", "conditional_access", {"code": code})
+
+    def cloud_prefixes(self):
+        """The scope prefixes (https://host/) clients asked for, in order."""
+        return self._call("GET", "clouds")["prefixes"]
+
+    def cloud_requests(self):
+        """[{"endpoint": ..., "prefixes": [...]}] per request with scopes."""
+        return self._call("GET", "clouds")["requests"]
+
+    def google_client(self):
+        """(client_id, client_secret) of the Google-shaped provider."""
+        c = self._call("GET", "google")
+        return c["client_id"], c["client_secret"]
+
+    def set_google_client(self, client_id=None, client_secret=None):
+        kw = {}
+        if client_id is not None:
+            kw["client_id"] = client_id
+        if client_secret is not None:
+            kw["client_secret"] = client_secret
+        return self._call("POST", "google", kw)
+
+    def set_oidc_clients(self, client_ids):
+        return self._call("POST", "oidc", {"client_ids": list(client_ids)})
+
+    def expire_auth_codes(self):
+        return self._call("POST", "expire_auth_codes", {})["expired"]
+
+    def auth_codes(self):
+        """Metadata of the authorization codes issued (never their values)."""
+        return self._call("GET", "auth_codes")["codes"]
+
+    def get_json(self, url, timeout=CONTROL_TIMEOUT):
+        """GET a JSON document (e.g. discovery); (status, headers, body)."""
+        req = urllib.request.Request(url, method="GET")
+        return self._open(req, timeout)
+
     def introspect(self, token):
         status, _, body = self.post_form(self.introspect_url,
                                          {"token": token})

@@ -49,3 +49,19 @@ tests_unit_test_connect_LDFLAGS = -pthread
 TESTS += tests/unit/test_connect
 # libFuzzer target for the connect parsers; see fuzz/README.
 EXTRA_DIST += fuzz/fuzz_connect.cc
+
+# The browser sign-in: PKCE and state, the redirect parser, the loopback
+# listener on real sockets and the whole flow against a fake HTTP client
+# (tokenhelper/{pkce,redirect,loopback_listener,browser_flow}.cc).
+check_PROGRAMS += tests/unit/test_browser_flow
+tests_unit_test_browser_flow_SOURCES = tests/unit/tap_main.cc \
+	tests/unit/test_pkce.cc tests/unit/test_redirect.cc \
+	tests/unit/test_loopback_listener.cc tests/unit/test_browser_flow.cc \
+	tests/unit/browser_test_util.h
+tests_unit_test_browser_flow_CXXFLAGS = $(UNIT_CXXFLAGS) -pthread
+tests_unit_test_browser_flow_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
+tests_unit_test_browser_flow_LDFLAGS = -pthread
+TESTS += tests/unit/test_browser_flow
+# libFuzzer target for the redirect and paste parser; see fuzz/README.
+EXTRA_DIST += fuzz/fuzz_redirect.cc fuzz/seeds/redirect/code.txt fuzz/seeds/redirect/error.txt \
+	fuzz/seeds/redirect/google.txt
