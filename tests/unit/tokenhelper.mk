@@ -49,3 +49,17 @@ tests_unit_test_connect_LDFLAGS = -pthread
 TESTS += tests/unit/test_connect
 # libFuzzer target for the connect parsers; see fuzz/README.
 EXTRA_DIST += fuzz/fuzz_connect.cc
+
+# App-only accounts: the client assertion and the roles claim (module side:
+# tokenhelper/client_assertion.cc, jwt_claims.cc), the credential sources,
+# the client-credentials request and its explanations (tokenhelper/
+# credential_source.cc, app_token.cc, app_errors.cc).  Keys and certificates
+# are made at run time (tests/unit/testcert.h).
+check_PROGRAMS += tests/unit/test_app
+tests_unit_test_app_SOURCES = tests/unit/tap_main.cc tests/unit/testcert.h \
+	tests/unit/test_client_assertion.cc tests/unit/test_credential_source.cc \
+	tests/unit/test_app_token.cc tests/unit/test_app_errors.cc
+tests_unit_test_app_CXXFLAGS = $(UNIT_CXXFLAGS) $(JSONCPP_CFLAGS) $(OPENSSL_CFLAGS)
+tests_unit_test_app_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(OPENSSL_LIBS) \
+	$(JSONCPP_LIBS) $(UNIT_LDADD)
+TESTS += tests/unit/test_app
