@@ -65,6 +65,8 @@ import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import fake_idp_app  # app-only accounts: client credentials (its own file)
+
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 VERIFICATION_URI = "https://microsoft.com/devicelogin"
 MAX_BODY = 64 * 1024
@@ -191,6 +193,7 @@ class State:
         self.access = {}         # access token -> dict
         self.refresh = {}        # refresh token -> dict
         self.faults = []
+        fake_idp_app.reset(self)   # app registrations, seen jtis
         self.reset_counters()
 
     def reset_counters(self):
@@ -656,6 +659,10 @@ class Handler(BaseHTTPRequestHandler):
         grant_type = form.get("grant_type", "")
         if not grant_type:
             raise missing("grant_type")
+        if grant_type == "client_credentials":   # see fake_idp_app.py
+            return fake_idp_app.grant(
+                self.state, tenant, form, "https://%s/%s/oauth2/v2.0/token"
+                % (self.headers.get("Host", ""), tenant), OAuthError)
         if grant_type not in (DEVICE_GRANT, "refresh_token"):
             raise OAuthError(
                 "unsupported_grant_type", 70003,
@@ -918,6 +925,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def control_op(self, name, req):
         st = self.state
+        if name.startswith("app/"):              # see fake_idp_app.py
+            return fake_idp_app.control(st, self.command, name[4:], req)
         get = self.command == "GET"
         with st.lock:
             if name == "health" and get:

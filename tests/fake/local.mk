@@ -1,3 +1,6 @@
 # The fake Microsoft identity provider and its own conformance test.
 TESTS += tests/fake/test_fake_idp.py
 EXTRA_DIST += tests/fake/fake_idp.py tests/fake/test_fake_idp.py tests/lib/testca.py tests/lib/fakeidp.py
+# Its client-credentials grant for app-only accounts (tests/fake/fake_idp_app.py).
+TESTS += tests/fake/test_fake_idp_app.py
+EXTRA_DIST += tests/fake/fake_idp_app.py tests/fake/test_fake_idp_app.py
