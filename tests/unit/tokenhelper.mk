@@ -63,3 +63,10 @@ tests_unit_test_app_CXXFLAGS = $(UNIT_CXXFLAGS) $(JSONCPP_CFLAGS) $(OPENSSL_CFLA
 tests_unit_test_app_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(OPENSSL_LIBS) \
 	$(JSONCPP_LIBS) $(UNIT_LDADD)
 TESTS += tests/unit/test_app
+
+# A driver (not a test) for tests/fake/test_app_token_driver.py: the C++
+# client-credentials request against the fake provider's own verifier.
+check_PROGRAMS += tests/unit/app_token_driver
+tests_unit_app_token_driver_SOURCES = tests/unit/app_token_driver.cc
+tests_unit_app_token_driver_CXXFLAGS = $(AM_CXXFLAGS) $(CURL_CFLAGS)
+tests_unit_app_token_driver_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la
