@@ -69,7 +69,35 @@ bool error_reply(std::string_view body, OAuthError& out) {
     }
 }
 
-const NetModuleV1 kTable = {sizeof(NetModuleV1), new_client, device_code, token, error_reply};
+bool client_assertion(const ClientAssertionParams& p, Secret& out, std::string& err) {
+    try {
+        return make_client_assertion(p, out, err);
+    } catch (...) {
+        out.clear();
+        err = "out of memory";
+        return false;
+    }
+}
+
+bool certificate(const std::string& pem, CertificateInfo& out, std::string& err) {
+    try {
+        return inspect_certificate(pem, out, err);
+    } catch (...) {
+        err = "out of memory";
+        return false;
+    }
+}
+
+RolesClaim roles(std::string_view token, std::vector<std::string>& out) {
+    try {
+        return access_token_roles(token, out);
+    } catch (...) {
+        return RolesClaim::Unknown;
+    }
+}
+
+const NetModuleV1 kTable = {sizeof(NetModuleV1), new_client, device_code, token, error_reply,
+                            client_assertion, certificate, roles};
 
 }  // namespace
 

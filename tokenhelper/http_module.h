@@ -12,7 +12,11 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
+#include "tokenhelper/client_assertion.h"
 #include "tokenhelper/http.h"
+#include "tokenhelper/jwt_claims.h"
 #include "tokenhelper/oauth.h"
 
 namespace mailoauth {
@@ -27,6 +31,12 @@ struct NetModuleV1 {
     bool (*parse_device_code_response)(std::string_view, DeviceCodeResponse&, std::string&);
     bool (*parse_token_response)(std::string_view, TokenResponse&, std::string&);
     bool (*parse_error_response)(std::string_view, OAuthError&);
+    // App-only accounts (app_forward.cc forwards to these): the signed
+    // client assertion and the certificate's facts need libcrypto, the
+    // token's roles claim jsoncpp.
+    bool (*make_client_assertion)(const ClientAssertionParams&, Secret&, std::string&);
+    bool (*inspect_certificate)(const std::string&, CertificateInfo&, std::string&);
+    RolesClaim (*access_token_roles)(std::string_view, std::vector<std::string>&);
 };
 
 // Loads the module once (thread-safe); nullptr with why on failure.

@@ -8,6 +8,10 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/errors.h tokenhelper/errors.cc \
 	tokenhelper/store.h tokenhelper/store.cc \
 	tokenhelper/secret_file.h tokenhelper/secret_file.cc \
+	tokenhelper/credential_source.h tokenhelper/credential_source.cc \
+	tokenhelper/app_token.h tokenhelper/app_token.cc \
+	tokenhelper/app_errors.h tokenhelper/app_errors.cc \
+	tokenhelper/client_assertion.h tokenhelper/jwt_claims.h \
 	tokenhelper/settings.h tokenhelper/settings.cc \
 	tokenhelper/timefmt.h tokenhelper/timefmt.cc \
 	tokenhelper/tokens.h tokenhelper/tokens.cc \
@@ -42,7 +46,7 @@ tokenhelper_libtokenhelper_la_LIBADD = common/libcommon.la -ldl
 tokenhelper_libtokenhelper_la_LDFLAGS = -pthread
 
 bin_PROGRAMS += mailoauth
-mailoauth_SOURCES = tokenhelper/main.cc tokenhelper/oauth_forward.cc
+mailoauth_SOURCES = tokenhelper/main.cc tokenhelper/oauth_forward.cc tokenhelper/app_forward.cc
 mailoauth_CXXFLAGS = $(AM_CXXFLAGS)
 mailoauth_LDADD = tokenhelper/libtokenhelper.la
 # The C++ runtime is linked in: loading libstdc++.so costs `mailoauth token`
@@ -56,9 +60,11 @@ mailoauth_LDFLAGS = -Wc,-static-libstdc++ -Wc,-static-libgcc
 # pay for loading libcurl, its TLS libraries and jsoncpp.
 noinst_LTLIBRARIES += tokenhelper/libnet.la
 tokenhelper_libnet_la_SOURCES = tokenhelper/http.h tokenhelper/http.cc \
-	tokenhelper/oauth.h tokenhelper/oauth.cc
-tokenhelper_libnet_la_CXXFLAGS = $(AM_CXXFLAGS) $(CURL_CFLAGS) $(JSONCPP_CFLAGS)
-tokenhelper_libnet_la_LIBADD = $(CURL_LIBS) $(JSONCPP_LIBS)
+	tokenhelper/oauth.h tokenhelper/oauth.cc \
+	tokenhelper/client_assertion.h tokenhelper/client_assertion.cc \
+	tokenhelper/jwt_claims.h tokenhelper/jwt_claims.cc
+tokenhelper_libnet_la_CXXFLAGS = $(AM_CXXFLAGS) $(CURL_CFLAGS) $(JSONCPP_CFLAGS) $(OPENSSL_CFLAGS)
+tokenhelper_libnet_la_LIBADD = $(CURL_LIBS) $(JSONCPP_LIBS) $(OPENSSL_LIBS)
 
 pkglib_LTLIBRARIES = tokenhelper/mailoauth-curl.la
 tokenhelper_mailoauth_curl_la_SOURCES = tokenhelper/curl_module.cc

@@ -73,6 +73,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 # The authorization endpoints, Google and the OIDC issuer, Conditional
 # Access mode: a module of their own beside this file (see its docstring).
 import fake_idp_providers
+import fake_idp_app  # app-only accounts: client credentials (its own file)
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 VERIFICATION_URI = "https://microsoft.com/devicelogin"
@@ -201,6 +202,7 @@ class State:
         self.refresh = {}        # refresh token -> dict
         self.faults = []
         fake_idp_providers.reset(self)
+        fake_idp_app.reset(self)   # app registrations, seen jtis
         self.reset_counters()
 
     def reset_counters(self):
@@ -669,6 +671,10 @@ class Handler(BaseHTTPRequestHandler):
         grant_type = form.get("grant_type", "")
         if not grant_type:
             raise missing("grant_type")
+        if grant_type == "client_credentials":   # see fake_idp_app.py
+            return fake_idp_app.grant(
+                self.state, tenant, form, "https://%s/%s/oauth2/v2.0/token"
+                % (self.headers.get("Host", ""), tenant), OAuthError)
         if grant_type not in (DEVICE_GRANT, "refresh_token",
                               "authorization_code"):
             raise OAuthError(
@@ -941,6 +947,8 @@ class Handler(BaseHTTPRequestHandler):
         mine = fake_idp_providers.control_op(self, name, req)
         if mine is not None:
             return mine
+        if name.startswith("app/"):              # see fake_idp_app.py
+            return fake_idp_app.control(st, self.command, name[4:], req)
         get = self.command == "GET"
         with st.lock:
             if name == "health" and get:

@@ -447,3 +447,164 @@ class FakeIdP:
 
     def valid_access_token(self, token):
         return bool(self.introspect(token).get("active"))
+
+
+# --- app-only accounts (tests/fake/fake_idp_app.py) ----------------------
+
+CLIENT_ASSERTION_TYPE = \
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+APP_SCOPE = "https://outlook.office365.com/.default"
+
+
+def _app_call(self, method, name, body=None):
+    return self._call(method, "app/" + name, body)
+
+
+def register_app(self, client_id, tenant="contoso.onmicrosoft.com",
+                 mailbox="relay@example.com", secret=None, certificates=(),
+                 secret_expired=False, admin_consent=True, roles=None,
+                 tenant_aliases=(), object_id=None):
+    """Register an app for the client-credentials grant.  certificates:
+    PEM texts or paths of PEM files (public certificates only).  roles:
+    its application permissions (default IMAP.AccessAsApp, POP.AccessAsApp,
+    SMTP.SendAsApp), carried by its tokens when admin_consent.  mailbox:
+    the one mailbox its tokens introspect as.  Returns the registration
+    without the secret (object_id, certificate thumbprints, ...)."""
+    body = {"client_id": client_id, "tenant": tenant,
+            "tenant_aliases": list(tenant_aliases), "mailbox": mailbox,
+            "secret": secret, "secret_expired": bool(secret_expired),
+            "certificates": [_pem_text(c) for c in certificates],
+            "admin_consent": bool(admin_consent)}
+    if roles is not None:
+        body["roles"] = list(roles)
+    if object_id is not None:
+        body["object_id"] = object_id
+    return self._app_call("POST", "register", body)
+
+
+def update_app(self, client_id, **fields):
+    """Change a registration: any of tenant, tenant_aliases, secret,
+    secret_expired, certificates, mailbox, admin_consent, roles."""
+    if "certificates" in fields:
+        fields["certificates"] = [_pem_text(c) for c in fields["certificates"]]
+    fields["client_id"] = client_id
+    return self._app_call("POST", "update", fields)
+
+
+def unregister_app(self, client_id):
+    return self._app_call("POST", "unregister", {"client_id": client_id})
+
+
+def apps(self):
+    return self._app_call("GET", "list")["apps"]
+
+
+def set_app_clock_offset(self, seconds):
+    """Shift the fake's clock for client assertions (exp/nbf checks) by
+    seconds, as if this machine's clock were off by -seconds."""
+    return self._app_call("POST", "clock", {"offset": int(seconds)})
+
+
+def app_token(self, client_id, tenant="contoso.onmicrosoft.com",
+              scope=APP_SCOPE, secret=None, assertion=None,
+              assertion_type=CLIENT_ASSERTION_TYPE):
+    """A client-credentials request as a client would send it; returns
+    (status, headers, body)."""
+    fields = {"client_id": client_id, "scope": scope,
+              "grant_type": "client_credentials"}
+    if secret is not None:
+        fields["client_secret"] = secret
+    if assertion is not None:
+        fields["client_assertion_type"] = assertion_type
+        fields["client_assertion"] = assertion
+    return self.post_form(self.token_url(tenant), fields)
+
+
+for _f in (_app_call, register_app, update_app, unregister_app, apps,
+           set_app_clock_offset, app_token):
+    setattr(FakeIdP, _f.__name__, _f)
+del _f
+
+
+def _pem_text(c):
+    if "-----BEGIN" in c:
+        return c
+    with open(c) as f:
+        return f.read()
+
+
+def make_app_certificate(directory, name="app", bits=2048,
+                         not_before_days=-1, not_after_days=365,
+                         cn="mailoauth test app"):
+    """A test-only RSA key and self-signed certificate, made now with the
+    `cryptography` package: writes DIRECTORY/NAME.key (mode 0600, PKCS #8,
+    unencrypted) and DIRECTORY/NAME.crt; returns (cert_path, key_path)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    import datetime
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    cert = (x509.CertificateBuilder().subject_name(subject)
+            .issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=not_before_days))
+            .not_valid_after(now + datetime.timedelta(days=not_after_days))
+            .sign(key, hashes.SHA256()))
+    os.makedirs(directory, exist_ok=True)
+    key_path = os.path.join(directory, name + ".key")
+    cert_path = os.path.join(directory, name + ".crt")
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    os.chmod(key_path, 0o600)
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def make_client_assertion(cert_path, key_path, client_id, audience,
+                          alg="PS256", now=None, lifetime=300, jti=None,
+                          header_extra=None, claims_extra=None):
+    """A client assertion built in Python (for testing the fake alone, and
+    as a reference for the C++ one): PS256 with x5t#S256, or RS256 with
+    x5t."""
+    import hashlib
+    import ssl as _ssl
+    import uuid as _uuid
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    with open(cert_path) as f:
+        der = _ssl.PEM_cert_to_DER_cert(f.read())
+    with open(key_path, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    now = int(time.time()) if now is None else int(now)
+    header = {"alg": alg, "typ": "JWT"}
+    if alg == "PS256":
+        header["x5t#S256"] = b64(hashlib.sha256(der).digest())
+    else:
+        header["x5t"] = b64(hashlib.sha1(der).digest())
+    header.update(header_extra or {})
+    claims = {"aud": audience, "iss": client_id, "sub": client_id,
+              "jti": jti or str(_uuid.uuid4()), "nbf": now - 60, "iat": now,
+              "exp": now + lifetime}
+    claims.update(claims_extra or {})
+    signing_input = (b64(json.dumps(header).encode()) + "." +
+                     b64(json.dumps(claims).encode())).encode()
+    pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32) \
+        if alg == "PS256" else padding.PKCS1v15()
+    sig = key.sign(signing_input, pad, hashes.SHA256())
+    return signing_input.decode() + "." + b64(sig)
+
+
+def decode_jwt_payload(token):
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))

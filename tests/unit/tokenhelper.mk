@@ -65,3 +65,24 @@ TESTS += tests/unit/test_browser_flow
 # libFuzzer target for the redirect and paste parser; see fuzz/README.
 EXTRA_DIST += fuzz/fuzz_redirect.cc fuzz/seeds/redirect/code.txt fuzz/seeds/redirect/error.txt \
 	fuzz/seeds/redirect/google.txt
+
+# App-only accounts: the client assertion and the roles claim (module side:
+# tokenhelper/client_assertion.cc, jwt_claims.cc), the credential sources,
+# the client-credentials request and its explanations (tokenhelper/
+# credential_source.cc, app_token.cc, app_errors.cc).  Keys and certificates
+# are made at run time (tests/unit/testcert.h).
+check_PROGRAMS += tests/unit/test_app
+tests_unit_test_app_SOURCES = tests/unit/tap_main.cc tests/unit/testcert.h \
+	tests/unit/test_client_assertion.cc tests/unit/test_credential_source.cc \
+	tests/unit/test_app_token.cc tests/unit/test_app_errors.cc
+tests_unit_test_app_CXXFLAGS = $(UNIT_CXXFLAGS) $(JSONCPP_CFLAGS) $(OPENSSL_CFLAGS)
+tests_unit_test_app_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(OPENSSL_LIBS) \
+	$(JSONCPP_LIBS) $(UNIT_LDADD)
+TESTS += tests/unit/test_app
+
+# A driver (not a test) for tests/fake/test_app_token_driver.py: the C++
+# client-credentials request against the fake provider's own verifier.
+check_PROGRAMS += tests/unit/app_token_driver
+tests_unit_app_token_driver_SOURCES = tests/unit/app_token_driver.cc
+tests_unit_app_token_driver_CXXFLAGS = $(AM_CXXFLAGS) $(CURL_CFLAGS)
+tests_unit_app_token_driver_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la
