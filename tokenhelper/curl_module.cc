@@ -25,6 +25,16 @@ public:
             return r;
         }
     }
+    HttpResult get(const std::string& url, const HttpOptions& opts) override {
+        try {
+            return CurlHttpClient::get(url, opts);
+        } catch (...) {
+            HttpResult r;
+            r.failure = HttpFailure::Transport;
+            r.error = "out of memory during the request";
+            return r;
+        }
+    }
     bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) override {
         try {
             return CurlHttpClient::check_url(url, allow_loopback_http, why);
@@ -69,10 +79,19 @@ bool error_reply(std::string_view body, OAuthError& out) {
     }
 }
 
-const NetModuleV1 kTable = {sizeof(NetModuleV1), new_client, device_code, token, error_reply};
+bool discovery(std::string_view body, DiscoveryDocument& out, std::string& err) {
+    try {
+        return parse_discovery_document(body, out, err);
+    } catch (...) {
+        err = "out of memory";
+        return false;
+    }
+}
+
+const NetModule kTable = {sizeof(NetModule), new_client, device_code, token, error_reply, discovery};
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) const mailoauth::NetModuleV1* mailoauth_net_module_v1() {
+extern "C" __attribute__((visibility("default"))) const mailoauth::NetModule* mailoauth_net_module_v2() {
     return &kTable;
 }

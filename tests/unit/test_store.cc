@@ -342,7 +342,13 @@ public:
             {replace("format=mailoauth-store-1\naccount=alice@example.com\n",
                      "account=alice@example.com\nformat=mailoauth-store-1\n"), "first line must be format"},
             {drop("account"), "missing field 'account'"},
-            {drop("authority"), "missing field 'authority'"},
+            // Neither where to refresh (token_endpoint) nor an old record's authority.
+            {[&] {
+                 std::string s = drop("token_endpoint");
+                 std::size_t p = s.find("\nauthority=");
+                 return s.erase(p, s.find('\n', p + 1) - p);
+             }(),
+             "missing field 'authority'"},
             {drop("client_id"), "missing field 'client_id'"},
             {drop("refresh_token"), "missing field 'refresh_token'"},
             {replace(rt_line, "refresh_token=\n"), "field 'refresh_token' is empty"},
