@@ -49,3 +49,12 @@ tests_unit_test_connect_LDFLAGS = -pthread
 TESTS += tests/unit/test_connect
 # libFuzzer target for the connect parsers; see fuzz/README.
 EXTRA_DIST += fuzz/fuzz_connect.cc
+
+# The providers and the settings precedence (tokenhelper/provider*.cc,
+# providers.cc, settings.cc), with a fake HttpClient and a fake clock.
+check_PROGRAMS += tests/unit/test_providers
+tests_unit_test_providers_SOURCES = tests/unit/tap_main.cc \
+	tests/unit/test_providers.cc tests/unit/test_settings.cc
+tests_unit_test_providers_CXXFLAGS = $(UNIT_CXXFLAGS)
+tests_unit_test_providers_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
+TESTS += tests/unit/test_providers
