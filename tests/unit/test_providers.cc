@@ -13,6 +13,7 @@
 #include "tokenhelper/errors.h"
 #include "tokenhelper/http.h"
 #include "tokenhelper/provider.h"
+#include "tokenhelper/tokens.h"
 
 using namespace mailoauth;
 
@@ -133,6 +134,7 @@ class ProvidersTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(device_flow_blocked_names_browser_command);
     CPPUNIT_TEST(device_flow_uses_endpoints_and_client_secret);
     CPPUNIT_TEST(refresh_lifetimes);
+    CPPUNIT_TEST(refresh_uses_stored_endpoint_and_secret);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -489,6 +491,41 @@ public:
         }
         CPPUNIT_ASSERT_EQUAL(std::string("https://sso/dev"), http.calls[0].url);
         CPPUNIT_ASSERT_EQUAL(std::string("https://sso/tok"), http.calls[2].url);
+    }
+
+    void refresh_uses_stored_endpoint_and_secret() {
+        AccountRecord rec;
+        rec.account = "bob@gmail.com";
+        rec.provider = "google";
+        rec.token_endpoint = "https://127.0.0.1:9/google/token";
+        rec.client_id = "1.apps";
+        rec.client_secret = Secret("gsecret");
+        rec.refresh_token = Secret("1//keep-me");
+        rec.refresh_obtained_at = 100;
+        rec.scope = "https://mail.google.com/";
+        FakeHttp http;
+        // Google answers a refresh without a new refresh token.
+        http.answer(rec.token_endpoint, 200, "{\"access_token\":\"ya29.x\",\"expires_in\":3599,\"token_type\":\"Bearer\"}");
+        Environment env;
+        TokenResult t = refresh_once(env, http, rec, 1000);
+        CPPUNIT_ASSERT_EQUAL(0, t.exit_code);
+        CPPUNIT_ASSERT_EQUAL(std::size_t(1), http.calls.size());
+        CPPUNIT_ASSERT_EQUAL(rec.token_endpoint, http.calls[0].url);
+        CPPUNIT_ASSERT(contains(http.calls[0].body, "client_secret=gsecret"));
+        CPPUNIT_ASSERT(contains(http.calls[0].body, "grant_type=refresh_token"));
+        CPPUNIT_ASSERT_EQUAL(std::string("1//keep-me"), t.record.refresh_token.reveal());
+        CPPUNIT_ASSERT_EQUAL(std::int64_t(100), t.record.refresh_obtained_at);
+        CPPUNIT_ASSERT_EQUAL(std::string("ya29.x"), t.record.access_token.reveal());
+        // Google's own words for a dead refresh token.
+        http.answer(rec.token_endpoint, 400, "{\"error\":\"invalid_grant\",\"error_description\":\"Token has been expired or revoked.\"}");
+        t = refresh_once(env, http, rec, 1000);
+        CPPUNIT_ASSERT_EQUAL(static_cast<int>(kExitNoPerm), t.exit_code);
+        CPPUNIT_ASSERT(contains(t.message, "Testing"));
+        // A public client sends no client_secret.
+        rec.client_secret.clear();
+        http.answer(rec.token_endpoint, 200, "{\"access_token\":\"a\",\"expires_in\":60}");
+        refresh_once(env, http, rec, 1000);
+        CPPUNIT_ASSERT(!contains(http.calls.back().body, "client_secret"));
     }
 
     void refresh_lifetimes() {
