@@ -28,7 +28,9 @@ const char* const kGlobalKeys[] = {
 };
 const char* const kAccountKeys[] = {
     "tenant", "client_id", "authority", "ca_file", "scope", "user", "refresh_margin",
-    "allow_users", "allow_groups", "allow_insecure_http", nullptr,
+    "allow_users", "allow_groups", "allow_insecure_http",
+    "provider", "cloud", "issuer", "token_endpoint", "device_endpoint", "authorization_endpoint",
+    "client_secret_file", nullptr,
 };
 
 bool in_list(const char* const* list, std::string_view key) {

@@ -10,18 +10,18 @@ namespace mailoauth {
 
 bool make_client_assertion(const ClientAssertionParams& p, Secret& out, std::string& err) {
     out.clear();
-    const NetModuleV1* m = net_module(err);
+    const NetModule* m = net_module(err);
     return m && m->make_client_assertion(p, out, err);
 }
 
 bool inspect_certificate(const std::string& pem, CertificateInfo& out, std::string& err) {
-    const NetModuleV1* m = net_module(err);
+    const NetModule* m = net_module(err);
     return m && m->inspect_certificate(pem, out, err);
 }
 
 RolesClaim access_token_roles(std::string_view token, std::vector<std::string>& roles) {
     std::string ignored;
-    const NetModuleV1* m = net_module(ignored);
+    const NetModule* m = net_module(ignored);
     if (!m) {
         roles.clear();
         return RolesClaim::Unknown;

@@ -5,7 +5,7 @@
 //
 // Module side: the signing needs OpenSSL's libcrypto, which the mailoauth
 // program does not link (see http_module.h), so the code lives in
-// mailoauth-curl.so and the program reaches it through NetModuleV1
+// mailoauth-curl.so and the program reaches it through NetModule
 // (app_forward.cc).  Unit tests link client_assertion.cc directly.
 //
 // Entra accepts PS256 (RSA-PSS, SHA-256, MGF1 with SHA-256, salt length 32,

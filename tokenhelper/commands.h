@@ -1,6 +1,6 @@
-// The verbs of the mailoauth command: login, token, get, status, logout.
-// Parsing of the command line and the text of --help live here too, so the
-// options and their help are one table.
+// The entry point of the mailoauth command (main.cc).  The command line is
+// parsed in cli.cc (one table of options and their help, one of verbs);
+// the verbs live in verb_*.cc (verbs.h).
 #ifndef MAILOAUTH_TOKENHELPER_COMMANDS_H
 #define MAILOAUTH_TOKENHELPER_COMMANDS_H
 

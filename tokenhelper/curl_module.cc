@@ -25,6 +25,16 @@ public:
             return r;
         }
     }
+    HttpResult get(const std::string& url, const HttpOptions& opts) override {
+        try {
+            return CurlHttpClient::get(url, opts);
+        } catch (...) {
+            HttpResult r;
+            r.failure = HttpFailure::Transport;
+            r.error = "out of memory during the request";
+            return r;
+        }
+    }
     bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) override {
         try {
             return CurlHttpClient::check_url(url, allow_loopback_http, why);
@@ -88,6 +98,15 @@ bool certificate(const std::string& pem, CertificateInfo& out, std::string& err)
     }
 }
 
+bool discovery(std::string_view body, DiscoveryDocument& out, std::string& err) {
+    try {
+        return parse_discovery_document(body, out, err);
+    } catch (...) {
+        err = "out of memory";
+        return false;
+    }
+}
+
 RolesClaim roles(std::string_view token, std::vector<std::string>& out) {
     try {
         return access_token_roles(token, out);
@@ -96,11 +115,11 @@ RolesClaim roles(std::string_view token, std::vector<std::string>& out) {
     }
 }
 
-const NetModuleV1 kTable = {sizeof(NetModuleV1), new_client, device_code, token, error_reply,
-                            client_assertion, certificate, roles};
+const NetModule kTable = {sizeof(NetModule), new_client, device_code, token, error_reply, discovery,
+                          client_assertion, certificate, roles};
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) const mailoauth::NetModuleV1* mailoauth_net_module_v1() {
+extern "C" __attribute__((visibility("default"))) const mailoauth::NetModule* mailoauth_net_module_v3() {
     return &kTable;
 }

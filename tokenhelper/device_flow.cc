@@ -8,6 +8,7 @@
 #include "common/secret.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/form.h"
+#include "tokenhelper/provider.h"
 
 namespace mailoauth {
 
@@ -32,8 +33,28 @@ DeviceFlowResult fail(int code, std::string error, std::string message) {
 }
 
 DeviceFlowResult from_oauth_error(const HttpResponse& resp, const DeviceFlowParams& p) {
-    Explanation ex = explain_error_reply(resp.status, resp.body, ErrorContext{p.account, p.authority, p.client_id});
+    const Provider& provider = p.provider != nullptr ? *p.provider : default_provider();
+    Explanation ex = explain_error_reply(resp.status, resp.body,
+                                         ErrorContext{p.account, p.authority, p.client_id, &provider});
+    OAuthError oe;
+    if (provider.device_flow_blocked != nullptr && parse_error_response(resp.body, oe) &&
+        provider.device_flow_blocked(oe)) {
+        // A tenant policy ("Block device code flow") refuses this grant,
+        // not the person: the browser sign-in may well be allowed.
+        return fail(kExitConfig, "device_code_blocked",
+                    "your organisation blocks sign-in with a device code (Conditional Access). Sign in "
+                    "with a browser instead:\n  " + p.browser_command + "\n" + ex.message);
+    }
     return fail(ex.exit_code, ex.error, ex.message);
+}
+
+// The form of a request: fields plus the client secret when there is one.
+std::string client_form(FormFields fields, const DeviceFlowParams& p) {
+    fields.emplace_back("client_id", p.client_id);
+    if (!p.client_secret.empty()) fields.emplace_back("client_secret", p.client_secret.reveal());
+    std::string body = form_encode(fields);
+    for (auto& f : fields) wipe_string(f.second);
+    return body;
 }
 
 }  // namespace
@@ -90,8 +111,9 @@ DeviceFlowClock DeviceFlowClock::real() {
 
 DeviceFlowResult run_device_flow(HttpClient& http, const DeviceFlowParams& p, DeviceFlowUI& ui,
                                  const DeviceFlowClock& clock) {
-    std::string body = form_encode({{"client_id", p.client_id}, {"scope", p.scope}});
-    HttpResult res = http.post_form(p.authority + "/oauth2/v2.0/devicecode", body, p.http);
+    std::string body = client_form({{"scope", p.scope}}, p);
+    HttpResult res = http.post_form(p.device_endpoint, body, p.http);
+    wipe_string(body);
     if (!res.ok()) {
         int code = (res.failure == HttpFailure::Tls || res.failure == HttpFailure::Policy)
                        ? kExitConfig : kExitTempFail;
@@ -110,7 +132,7 @@ DeviceFlowResult run_device_flow(HttpClient& http, const DeviceFlowParams& p, De
     const double deadline = start + static_cast<double>(dc.expires_in);
     long interval = std::max(1L, dc.interval);
     long backoff = 0;  // extra wait after transport errors
-    const std::string token_url = p.authority + "/oauth2/v2.0/token";
+    const std::string& token_url = p.token_endpoint;
 
     for (;;) {
         // Wait one interval (plus any backoff), showing the countdown.
@@ -128,9 +150,9 @@ DeviceFlowResult run_device_flow(HttpClient& http, const DeviceFlowParams& p, De
             clock.sleep(std::min({1.0, wake - t, deadline - t}));
         }
 
-        std::string poll = form_encode({{"grant_type", "urn:ietf:params:oauth:grant-type:device_code"},
-                                        {"client_id", p.client_id},
-                                        {"device_code", dc.device_code.reveal()}});
+        std::string poll = client_form({{"grant_type", "urn:ietf:params:oauth:grant-type:device_code"},
+                                        {"device_code", dc.device_code.reveal()}},
+                                       p);
         HttpResult pr = http.post_form(token_url, poll, p.http);
         wipe_string(poll);
         if (!pr.ok()) {

@@ -1,20 +1,31 @@
-// The OAuth 2.0 device authorization grant (RFC 8628) against the Microsoft
-// identity platform v2.0: ask for a code, show it, poll until the person
-// has signed in in a browser (or declined, or the code expired).
+// The OAuth 2.0 device authorization grant (RFC 8628) against any
+// provider's device and token endpoints: ask for a code, show it, poll
+// until the person has signed in in a browser (or declined, or the code
+// expired).
 #ifndef MAILOAUTH_TOKENHELPER_DEVICE_FLOW_H
 #define MAILOAUTH_TOKENHELPER_DEVICE_FLOW_H
 
 #include <functional>
 #include <string>
 
+#include "common/secret.h"
 #include "tokenhelper/http.h"
 #include "tokenhelper/oauth.h"
 
 namespace mailoauth {
 
+struct Provider;
+
 struct DeviceFlowParams {
-    std::string authority;   // https://login.microsoftonline.com/TENANT
+    std::string device_endpoint;  // e.g. https://login.microsoftonline.com/TENANT/oauth2/v2.0/devicecode
+    std::string token_endpoint;
+    std::string authority;        // Microsoft: for the admin-consent link in messages; may be ""
+    const Provider* provider = nullptr;  // whose errors; nullptr: Microsoft
     std::string client_id;
+    Secret client_secret;         // sent when set (confidential clients)
+    // The command that signs in with the browser instead, for the message
+    // when a policy blocks the device flow ("mailoauth login A ... --browser").
+    std::string browser_command;
     std::string scope;
     std::string account;     // for messages
     HttpOptions http;

@@ -1,4 +1,5 @@
 #include "tokenhelper/doctor.h"
+#include "tokenhelper/provider.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -233,10 +234,19 @@ std::vector<Finding> check_record(const AccountRecord& r, long refresh_margin, s
         return out;
     }
     const std::int64_t age = r.refresh_obtained_at > 0 ? now - r.refresh_obtained_at : 0;
-    if (age >= kRefreshTokenLifetime) {
-        out.push_back(problem(a + ": the refresh token was last renewed " + format_interval(-age) +
-                                  "; Microsoft lets unused refresh tokens expire after 90 days: "
-                                  "run: mailoauth login " + a,
+    // The provider's refresh-token lifetime (Microsoft: 90 days unused);
+    // none known (Google, OIDC): no age warnings.
+    const Provider* provider = find_provider(r.provider);
+    if (provider == nullptr) {
+        out.push_back(problem(a + ": the record names the unknown provider '" + sanitize::text(r.provider, 64) +
+                              "' (written by a newer mailoauth?); sign in again: mailoauth login " + a));
+        return out;
+    }
+    const std::int64_t lifetime = provider->refresh_lifetime.seconds;
+    const std::int64_t warn_age = lifetime - (kRefreshTokenLifetime - kRefreshTokenWarnAge);
+    if (lifetime > 0 && age >= lifetime) {
+        out.push_back(problem(a + ": the refresh token was last renewed " + format_interval(-age) + "; " +
+                                  provider->refresh_lifetime.note + " Run: mailoauth login " + a,
                               true));
         return out;
     }
@@ -253,9 +263,10 @@ std::vector<Finding> check_record(const AccountRecord& r, long refresh_margin, s
     std::string access = !r.access_token.empty() && access_token_fresh(r, now, refresh_margin)
                              ? "access token valid until " + format_utc(r.access_expires_at)
                              : "access token due for refresh (done at the next use)";
-    if (age >= kRefreshTokenWarnAge) {
+    if (lifetime > 0 && age >= warn_age) {
         out.push_back(note(a + ": " + access + "; the refresh token was last renewed " + format_interval(-age) +
-                           " and expires unused 90 days after that: use the account, or run "
+                           " and expires unused " + std::to_string(lifetime / 86400) +
+                           " days after that: use the account, or run "
                            "mailoauth token " + a + " >/dev/null"));
         return out;
     }

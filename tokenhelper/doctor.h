@@ -26,7 +26,8 @@ struct Finding {
     bool relogin = false; // a problem only `mailoauth login` fixes
 };
 
-// Refresh tokens Microsoft has not seen used for this long expire.
+// Refresh tokens Microsoft has not seen used for this long expire (the
+// Microsoft provider's refresh_lifetime; doctor uses the record's provider).
 constexpr std::int64_t kRefreshTokenLifetime = 90 * 86400;
 // From this age on, doctor reminds the user to use the account.
 constexpr std::int64_t kRefreshTokenWarnAge = 80 * 86400;

@@ -32,10 +32,12 @@ Explanation explain_oauth_error(const OAuthError& e, const std::string& account)
 // What the explanation may name besides the account: with the authority and
 // client ID known, AADSTS65001's message carries the real admin-consent URL
 // ({authority}/adminconsent?client_id=...) instead of placeholders.
+struct Provider;
 struct ErrorContext {
     std::string account;
     std::string authority;   // e.g. https://login.microsoftonline.com/contoso.com
     std::string client_id;
+    const Provider* provider = nullptr;  // whose error codes; nullptr: Microsoft
 };
 Explanation explain_oauth_error(const OAuthError& e, const ErrorContext& ctx);
 
@@ -43,7 +45,7 @@ Explanation explain_oauth_error(const OAuthError& e, const ErrorContext& ctx);
 // error when it has one, else its HTTP status (an HTML page, an empty body).
 Explanation explain_error_reply(long http_status, const std::string& body, const ErrorContext& ctx);
 
-// The plain-words text for one AADSTS code, or "" when unknown.  The next
+// The plain-words text for one AADSTS code (from the Microsoft provider), or "" when unknown.  The next
 // step names `mailoauth login ACCOUNT` literally.
 std::string explain_aadsts(long code);
 

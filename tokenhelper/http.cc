@@ -302,10 +302,22 @@ bool CurlHttpClient::check_url(const std::string& url, bool allow_loopback_http,
 
 HttpResult CurlHttpClient::post_form(const std::string& url, const std::string& body,
                                      const HttpOptions& opts) {
+    return request(url, &body, opts);
+}
+
+HttpResult CurlHttpClient::get(const std::string& url, const HttpOptions& opts) {
+    return request(url, nullptr, opts);
+}
+
+HttpResult CurlHttpClient::request(const std::string& url, const std::string* form,
+                                   const HttpOptions& opts) {
     std::string why;
     if (!url_allowed(url, opts.allow_loopback_http, why)) {
-        return fail(HttpFailure::Policy, "refusing to send a token request to this URL: " + why);
+        return fail(HttpFailure::Policy, std::string("refusing to send ") +
+                                             (form ? "a token request" : "a request") + " to this URL: " + why);
     }
+    static const std::string kNoBody;
+    const std::string& body = form ? *form : kNoBody;
     UrlParts parts;
     split_url(url, parts);
     const bool plain_http = parts.scheme == "http";
@@ -316,8 +328,9 @@ HttpResult CurlHttpClient::post_form(const std::string& url, const std::string& 
 
     Slist headers;
     for (const char* line : {"Accept: application/json",
-                             "Content-Type: application/x-www-form-urlencoded",
+                             form ? "Content-Type: application/x-www-form-urlencoded" : nullptr,
                              "Expect:"}) {
+        if (line == nullptr) continue;
         curl_slist* next = curl_slist_append(headers.get(), line);
         if (next == nullptr) return fail(HttpFailure::Transport, "out of memory");
         (void)headers.release();
@@ -366,11 +379,15 @@ HttpResult CurlHttpClient::post_form(const std::string& url, const std::string& 
     opt(curl_easy_setopt(c, CURLOPT_NOPROXY, no_proxy.c_str()));
     opt(curl_easy_setopt(c, CURLOPT_USERAGENT, "mailoauth/" MAILOAUTH_VERSION));
     opt(curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get()));
-    opt(curl_easy_setopt(c, CURLOPT_POST, 1L));
-    // POSTFIELDS, not COPYPOSTFIELDS: curl reads the caller's buffer, which
-    // the caller wipes, instead of keeping its own unwiped copy.
-    opt(curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, body_size));
-    opt(curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str()));
+    if (form) {
+        opt(curl_easy_setopt(c, CURLOPT_POST, 1L));
+        // POSTFIELDS, not COPYPOSTFIELDS: curl reads the caller's buffer, which
+        // the caller wipes, instead of keeping its own unwiped copy.
+        opt(curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, body_size));
+        opt(curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str()));
+    } else {
+        opt(curl_easy_setopt(c, CURLOPT_HTTPGET, 1L));
+    }
     opt(curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(opts.max_body)));
     opt(curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_body));
     opt(curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink));
@@ -408,8 +425,8 @@ HttpResult CurlHttpClient::post_form(const std::string& url, const std::string& 
         HttpResult r = fail(HttpFailure::Policy,
                             "the identity provider at " + origin_of(parts) + " redirected (HTTP " +
                                 std::to_string(result.response.status) +
-                                "); token requests never follow redirects; check the "
-                                "authority URL");
+                                "); requests to it never follow redirects; check the "
+                                "URL (--authority, --issuer or the endpoint options)");
         r.response.status = result.response.status;
         return r;
     }

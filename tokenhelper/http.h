@@ -47,6 +47,16 @@ public:
     // "Accept: application/json".  The body is never logged or echoed.
     virtual HttpResult post_form(const std::string& url, const std::string& body,
                                  const HttpOptions& opts) = 0;
+    // GETs url with "Accept: application/json" (a discovery document).  No
+    // secret goes with it; redirects are still refused.  The default, for
+    // fakes in tests that need none, fails with Policy.
+    virtual HttpResult get(const std::string& url, const HttpOptions& opts) {
+        (void)opts;
+        HttpResult r;
+        r.failure = HttpFailure::Policy;
+        r.error = "this HTTP client cannot fetch " + url;
+        return r;
+    }
     // Whether post_form would accept url (see url_allowed below).  Fakes in
     // tests may keep the default, which accepts everything.
     virtual bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) {
@@ -63,7 +73,12 @@ class CurlHttpClient : public HttpClient {
 public:
     HttpResult post_form(const std::string& url, const std::string& body,
                          const HttpOptions& opts) override;
+    HttpResult get(const std::string& url, const HttpOptions& opts) override;
     bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) override;
+
+private:
+    // One request: a POST of *form when form is set, else a GET.
+    HttpResult request(const std::string& url, const std::string* form, const HttpOptions& opts);
 };
 
 void http_global_init();

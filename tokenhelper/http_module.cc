@@ -14,6 +14,13 @@ namespace mailoauth {
 namespace {
 constexpr const char* kModuleName = "mailoauth-curl.so";
 std::mutex load_mutex;  // the agent's threads may race to the first request
+
+HttpResult unavailable(const std::string& why) {
+    HttpResult r;
+    r.failure = HttpFailure::Policy;
+    r.error = why;
+    return r;
+}
 }  // namespace
 
 std::string net_module_path() {
@@ -30,9 +37,9 @@ std::string net_module_path() {
     return std::string(MAILOAUTH_PKGLIBDIR) + "/" + kModuleName;
 }
 
-const NetModuleV1* net_module(std::string& why) {
+const NetModule* net_module(std::string& why) {
     static bool tried = false;
-    static const NetModuleV1* table = nullptr;
+    static const NetModule* table = nullptr;
     static std::string error;
     std::lock_guard<std::mutex> g(load_mutex);
     if (!tried) {
@@ -46,10 +53,10 @@ const NetModuleV1* net_module(std::string& why) {
             error = "cannot load the network module " + path + " (" + (e ? e : "unknown error") +
                     "); reinstall mailoauth";
         } else {
-            using Entry = const NetModuleV1* (*)();
+            using Entry = const NetModule* (*)();
             auto entry = reinterpret_cast<Entry>(dlsym(h, MAILOAUTH_NET_MODULE_ENTRY));
-            const NetModuleV1* t = entry ? entry() : nullptr;
-            if (!t || t->size != sizeof(NetModuleV1))
+            const NetModule* t = entry ? entry() : nullptr;
+            if (!t || t->size != sizeof(NetModule))
                 error = path + " is not mailoauth's network module of this version; reinstall mailoauth";
             else
                 table = t;
@@ -61,10 +68,10 @@ const NetModuleV1* net_module(std::string& why) {
 
 LazyHttpClient::~LazyHttpClient() { delete impl_; }
 
-HttpClient* LazyHttpClient::get(std::string& why) {
+HttpClient* LazyHttpClient::client(std::string& why) {
     if (!tried_) {
         tried_ = true;
-        if (const NetModuleV1* m = net_module(why)) {
+        if (const NetModule* m = net_module(why)) {
             impl_ = m->new_client();
             if (!impl_) why = "libcurl could not be initialised";
         }
@@ -78,18 +85,20 @@ HttpClient* LazyHttpClient::get(std::string& why) {
 HttpResult LazyHttpClient::post_form(const std::string& url, const std::string& body,
                                      const HttpOptions& opts) {
     std::string why;
-    HttpClient* c = get(why);
-    if (!c) {
-        HttpResult r;
-        r.failure = HttpFailure::Policy;
-        r.error = why;
-        return r;
-    }
+    HttpClient* c = client(why);
+    if (!c) return unavailable(why);
     return c->post_form(url, body, opts);
 }
 
+HttpResult LazyHttpClient::get(const std::string& url, const HttpOptions& opts) {
+    std::string why;
+    HttpClient* c = client(why);
+    if (!c) return unavailable(why);
+    return c->get(url, opts);
+}
+
 bool LazyHttpClient::check_url(const std::string& url, bool allow_loopback_http, std::string& why) {
-    HttpClient* c = get(why);
+    HttpClient* c = client(why);
     return c && c->check_url(url, allow_loopback_http, why);
 }
 

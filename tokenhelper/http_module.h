@@ -23,14 +23,16 @@ namespace mailoauth {
 
 // What the module offers.  The program and the module are built together
 // from the same headers; the version in the entry's name changes whenever
-// this table or the types it carries change.
-struct NetModuleV1 {
-    unsigned size;  // sizeof(NetModuleV1), a cheap sanity check
+// this table or the types it carries change (v2: HttpClient::get and
+// parse_discovery_document).
+struct NetModule {
+    unsigned size;  // sizeof(NetModule), a cheap sanity check
     // A new CurlHttpClient, or nullptr when libcurl cannot be initialised.
     HttpClient* (*new_client)();
     bool (*parse_device_code_response)(std::string_view, DeviceCodeResponse&, std::string&);
     bool (*parse_token_response)(std::string_view, TokenResponse&, std::string&);
     bool (*parse_error_response)(std::string_view, OAuthError&);
+    bool (*parse_discovery_document)(std::string_view, DiscoveryDocument&, std::string&);
     // App-only accounts (app_forward.cc forwards to these): the signed
     // client assertion and the certificate's facts need libcrypto, the
     // token's roles claim jsoncpp.
@@ -40,7 +42,7 @@ struct NetModuleV1 {
 };
 
 // Loads the module once (thread-safe); nullptr with why on failure.
-const NetModuleV1* net_module(std::string& why);
+const NetModule* net_module(std::string& why);
 
 // Where the module is looked for: beside a build-tree binary
 // (EXE_DIR/tokenhelper/.libs/), else the installed PKGLIBDIR.
@@ -55,17 +57,18 @@ public:
 
     HttpResult post_form(const std::string& url, const std::string& body,
                          const HttpOptions& opts) override;
+    HttpResult get(const std::string& url, const HttpOptions& opts) override;
     bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) override;
 
 private:
-    HttpClient* get(std::string& why);
+    HttpClient* client(std::string& why);
     HttpClient* impl_ = nullptr;
     bool tried_ = false;
 };
 
 }  // namespace mailoauth
 
-#define MAILOAUTH_NET_MODULE_ENTRY "mailoauth_net_module_v1"
-extern "C" const mailoauth::NetModuleV1* mailoauth_net_module_v1();
+#define MAILOAUTH_NET_MODULE_ENTRY "mailoauth_net_module_v3"
+extern "C" const mailoauth::NetModule* mailoauth_net_module_v3();
 
 #endif

@@ -8,7 +8,7 @@
 // bare "authentication failed".  Reading the claim at login turns that into
 // a clear message before any mail server is asked.
 //
-// Module side (jsoncpp; see http_module.h), reached through NetModuleV1.
+// Module side (jsoncpp; see http_module.h), reached through NetModule.
 #ifndef MAILOAUTH_TOKENHELPER_JWT_CLAIMS_H
 #define MAILOAUTH_TOKENHELPER_JWT_CLAIMS_H
 

@@ -20,7 +20,12 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/redirect.h tokenhelper/redirect.cc \
 	tokenhelper/loopback_listener.h tokenhelper/loopback_listener.cc \
 	tokenhelper/browser_flow.h tokenhelper/browser_flow.cc \
-	tokenhelper/commands.h tokenhelper/commands.cc \
+	tokenhelper/provider.h tokenhelper/providers.cc \
+	tokenhelper/provider_microsoft.cc tokenhelper/provider_google.cc tokenhelper/provider_oidc.cc \
+	tokenhelper/login.h \
+	tokenhelper/commands.h tokenhelper/cli.h tokenhelper/cli.cc tokenhelper/verbs.h \
+	tokenhelper/verb_login.cc tokenhelper/verb_tokens.cc tokenhelper/verb_status.cc \
+	tokenhelper/verb_services.cc \
 	tokenhelper/peercred.h tokenhelper/peercred.cc \
 	tokenhelper/agent.h \
 	tokenhelper/agent_broker.h tokenhelper/agent_broker.cc \
@@ -51,7 +56,7 @@ mailoauth_CXXFLAGS = $(AM_CXXFLAGS)
 mailoauth_LDADD = tokenhelper/libtokenhelper.la
 # The C++ runtime is linked in: loading libstdc++.so costs `mailoauth token`
 # more than the rest of its work (bench/token.py).  No C++ object or
-# exception crosses into the network module except through NetModuleV1,
+# exception crosses into the network module except through NetModule,
 # whose entries catch everything.
 mailoauth_LDFLAGS = -Wc,-static-libstdc++ -Wc,-static-libgcc
 

@@ -410,4 +410,37 @@ bool parse_error_response(std::string_view body, OAuthError& out) {
     return true;
 }
 
+// A discovery document: a URL field is kept only when it is a string of
+// printable characters without spaces, at most kMaxText bytes; anything
+// else in the document is ignored.  issuer and token_endpoint are required.
+bool parse_discovery_document(std::string_view body, DiscoveryDocument& out, std::string& err) {
+    out = DiscoveryDocument{};
+    err.clear();
+    Json::Value root;
+    if (!parse_object(body, root, err)) return false;
+    struct UrlField {
+        const char* name;
+        std::string* into;
+        bool required;
+    };
+    for (const UrlField& f : {UrlField{"issuer", &out.issuer, true},
+                              UrlField{"token_endpoint", &out.token_endpoint, true},
+                              UrlField{"authorization_endpoint", &out.authorization_endpoint, false},
+                              UrlField{"device_authorization_endpoint", &out.device_authorization_endpoint, false}}) {
+        std::string value;
+        Field got = get_string(root, f.name, kMaxText, value, err);
+        if (got == Field::Missing && !f.required) continue;
+        if (got == Field::Missing) err = std::string("the document has no ") + f.name;
+        if (got == Field::Ok && (value.empty() || !is_token_chars(value)))
+            err = std::string(f.name) + " is not a URL";
+        else if (got == Field::Ok)
+            *f.into = value;
+        if (!err.empty()) {
+            out = DiscoveryDocument{};
+            return false;
+        }
+    }
+    return true;
+}
+
 }  // namespace mailoauth

@@ -52,6 +52,18 @@ bool parse_token_response(std::string_view body, TokenResponse& out, std::string
 // "error" string (e.g. an HTML page); out.http_status is left to the caller.
 bool parse_error_response(std::string_view body, OAuthError& out);
 
+// The fields of an OpenID Connect discovery document
+// (ISSUER/.well-known/openid-configuration) that mailoauth uses.  The
+// parser checks types and lengths only; whether the URLs may be used (the
+// issuer matches, https) is decided by the OIDC provider.
+struct DiscoveryDocument {
+    std::string issuer;
+    std::string token_endpoint;
+    std::string authorization_endpoint;          // optional
+    std::string device_authorization_endpoint;   // optional (RFC 8628)
+};
+bool parse_discovery_document(std::string_view body, DiscoveryDocument& out, std::string& err);
+
 }  // namespace mailoauth
 
 #endif

@@ -7,19 +7,24 @@
 namespace mailoauth {
 
 bool parse_device_code_response(std::string_view body, DeviceCodeResponse& out, std::string& err) {
-    const NetModuleV1* m = net_module(err);
+    const NetModule* m = net_module(err);
     return m && m->parse_device_code_response(body, out, err);
 }
 
 bool parse_token_response(std::string_view body, TokenResponse& out, std::string& err) {
-    const NetModuleV1* m = net_module(err);
+    const NetModule* m = net_module(err);
     return m && m->parse_token_response(body, out, err);
 }
 
 bool parse_error_response(std::string_view body, OAuthError& out) {
     std::string ignored;
-    const NetModuleV1* m = net_module(ignored);
+    const NetModule* m = net_module(ignored);
     return m && m->parse_error_response(body, out);
+}
+
+bool parse_discovery_document(std::string_view body, DiscoveryDocument& out, std::string& err) {
+    const NetModule* m = net_module(err);
+    return m && m->parse_discovery_document(body, out, err);
 }
 
 }  // namespace mailoauth

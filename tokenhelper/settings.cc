@@ -53,12 +53,34 @@ bool load_environment(const GlobalOptions& opts, Environment& env, std::string& 
     return true;
 }
 
-std::string make_authority(const std::string& authority, const std::string& tenant) {
-    std::string a = authority.empty()
-                        ? std::string(kMicrosoftLogin) + "/" + (tenant.empty() ? kDefaultTenant : tenant)
-                        : authority;
-    while (!a.empty() && a.back() == '/') a.pop_back();
-    return a;
+Setting resolve_setting(const SettingInputs& in) {
+    if (in.command_line) return {*in.command_line, SettingSource::CommandLine};
+    if (in.record && !in.record->empty()) return {*in.record, SettingSource::Record};
+    if (in.config_account) return {*in.config_account, SettingSource::ConfigAccount};
+    if (in.config_global) return {*in.config_global, SettingSource::ConfigGlobal};
+    return {in.fallback, SettingSource::Default};
+}
+
+const char* setting_source_name(SettingSource s) {
+    switch (s) {
+    case SettingSource::CommandLine: return "command line";
+    case SettingSource::Record: return "stored record";
+    case SettingSource::ConfigAccount: return "mailoauth.conf [account]";
+    case SettingSource::ConfigGlobal: return "mailoauth.conf";
+    case SettingSource::Default: break;
+    }
+    return "default";
+}
+
+void config_inputs(const config::Config& cfg, const std::string& account, const std::string& key,
+                   SettingInputs& in) {
+    auto sec = cfg.accounts.find(account);
+    if (sec != cfg.accounts.end()) {
+        auto e = sec->second.find(key);
+        if (e != sec->second.end()) in.config_account = e->second.value;
+    }
+    auto g = cfg.global.find(key);
+    if (g != cfg.global.end()) in.config_global = g->second.value;
 }
 
 std::string normalize_scope(const std::string& scope) {

@@ -4,6 +4,7 @@
 #ifndef MAILOAUTH_TOKENHELPER_SETTINGS_H
 #define MAILOAUTH_TOKENHELPER_SETTINGS_H
 
+#include <optional>
 #include <string>
 
 #include "common/config.h"
@@ -11,13 +12,6 @@
 
 namespace mailoauth {
 
-constexpr const char* kDefaultScope =
-    "https://outlook.office.com/IMAP.AccessAsUser.All "
-    "https://outlook.office.com/POP.AccessAsUser.All "
-    "https://outlook.office.com/SMTP.Send "
-    "offline_access";
-constexpr const char* kDefaultTenant = "organizations";
-constexpr const char* kMicrosoftLogin = "https://login.microsoftonline.com";
 constexpr long kDefaultRefreshMargin = 600;   // Exchange rejects tokens about to expire
 constexpr long kDefaultHttpTimeout = 30;      // seconds, per request
 
@@ -44,9 +38,36 @@ struct Environment {
 // returns false with a message naming the file and line.
 bool load_environment(const GlobalOptions& opts, Environment& env, std::string& err);
 
-// "https://login.microsoftonline.com/TENANT" unless an authority is given;
-// trailing slashes removed.
-std::string make_authority(const std::string& authority, const std::string& tenant);
+// The documented precedence of a setting, as one pure function: the
+// command line, then the account's stored record, then mailoauth.conf
+// ([account NAME], then the global part), then the default (the
+// provider's or the built-in one).  A record field that is empty counts as
+// not stored; a command-line or configuration value counts even when empty.
+enum class SettingSource { CommandLine, Record, ConfigAccount, ConfigGlobal, Default };
+
+struct SettingInputs {
+    std::optional<std::string> command_line;
+    std::optional<std::string> record;
+    std::optional<std::string> config_account;
+    std::optional<std::string> config_global;
+    std::string fallback;
+};
+
+struct Setting {
+    std::string value;
+    SettingSource source = SettingSource::Default;
+};
+
+Setting resolve_setting(const SettingInputs& in);
+
+// "command line", "stored record", "mailoauth.conf [account]", ... for
+// messages and tests.
+const char* setting_source_name(SettingSource s);
+
+// The configuration part of SettingInputs: key in [account NAME] and in
+// the global part of cfg.
+void config_inputs(const config::Config& cfg, const std::string& account, const std::string& key,
+                   SettingInputs& in);
 
 // Joins repeated --scope values and turns commas into spaces.
 std::string normalize_scope(const std::string& scope);

@@ -495,6 +495,14 @@ int link_anonymous(int fd, int dfd, const std::string& name) {
     return (e == ENOENT || e == ENOTDIR || e == EPERM || e == EACCES) ? EOPNOTSUPP : e;
 }
 
+// The Microsoft v2.0 endpoint (token, devicecode, authorize) under a
+// record's authority, for records written before providers (and records
+// built with an authority only): derived once, then stored.
+std::string endpoint_or_derived(const AccountRecord& rec, const std::string& stored, const char* leaf) {
+    if (!stored.empty() || rec.authority.empty()) return stored;
+    return rec.authority + "/oauth2/v2.0/" + leaf;
+}
+
 void append_field(std::string& s, const char* key, const std::string& value) {
     s += key;
     s += '=';
@@ -511,8 +519,16 @@ bool validate_for_save(const AccountRecord& rec, std::string& err) {
     }
     struct { const char* key; const std::string* value; } fields[] = {
         {"user", &rec.user},
+        {"provider", &rec.provider},
+        {"grant", &rec.grant},
         {"authority", &rec.authority},
+        {"cloud", &rec.cloud},
+        {"issuer", &rec.issuer},
+        {"token_endpoint", &rec.token_endpoint},
+        {"device_endpoint", &rec.device_endpoint},
+        {"authorization_endpoint", &rec.authorization_endpoint},
         {"client_id", &rec.client_id},
+        {"client_secret", &rec.client_secret.reveal()},
         {"scope", &rec.scope},
         {"ca_file", &rec.ca_file},
         {"refresh_token", &rec.refresh_token.reveal()},
@@ -527,8 +543,12 @@ bool validate_for_save(const AccountRecord& rec, std::string& err) {
             return false;
         }
     }
-    if (rec.authority.empty() || rec.client_id.empty() || rec.refresh_token.empty()) {
-        err = "cannot save account '" + rec.account + "': authority, client_id and refresh_token are required";
+    // An app's token (client credentials) comes without a refresh token.
+    const bool needs_refresh_token = rec.grant != "client_credentials";
+    if (rec.provider.empty() || (rec.token_endpoint.empty() && rec.authority.empty()) || rec.client_id.empty() ||
+        (needs_refresh_token && rec.refresh_token.empty())) {
+        err = "cannot save account '" + rec.account +
+              "': provider, token_endpoint (or authority), client_id and refresh_token are required";
         return false;
     }
     if (rec.access_expires_at < 0 || rec.access_lifetime < 0 || rec.refresh_obtained_at < 0 || rec.created_at < 0 ||
@@ -894,17 +914,28 @@ bool Store::lock(const std::string& account, long timeout_ms, Lock& out, std::st
 }
 
 std::string serialize_record(const AccountRecord& rec) {
+    const std::string token_endpoint = endpoint_or_derived(rec, rec.token_endpoint, "token");
+    const std::string device_endpoint = endpoint_or_derived(rec, rec.device_endpoint, "devicecode");
+    const std::string authorization_endpoint = endpoint_or_derived(rec, rec.authorization_endpoint, "authorize");
     struct { const char* key; const std::string* value; } strings[] = {
         {"account", &rec.account},
         {"user", &rec.user},
+        {"provider", &rec.provider},
+        {"grant", &rec.grant},
         {"authority", &rec.authority},
+        {"cloud", &rec.cloud},
+        {"issuer", &rec.issuer},
+        {"token_endpoint", &token_endpoint},
+        {"device_endpoint", &device_endpoint},
+        {"authorization_endpoint", &authorization_endpoint},
         {"client_id", &rec.client_id},
         {"scope", &rec.scope},
         {"ca_file", &rec.ca_file},
     };
     const std::string& rt = rec.refresh_token.reveal();
     const std::string& at = rec.access_token.reveal();
-    std::size_t size = 512 + rt.size() + at.size() + rec.last_error.size();
+    const std::string& cs = rec.client_secret.reveal();
+    std::size_t size = 512 + rt.size() + at.size() + cs.size() + rec.last_error.size();
     for (const auto& f : strings) size += f.value->size();
     // One allocation, so no reallocation leaves a copy of the tokens behind.
     std::string s;
@@ -912,6 +943,7 @@ std::string serialize_record(const AccountRecord& rec) {
     append_field(s, "format", kFormat);
     for (const auto& f : strings) append_field(s, f.key, *f.value);
     append_field(s, "allow_insecure_http", rec.allow_insecure_http ? "1" : "0");
+    if (!cs.empty()) append_field(s, "client_secret", cs);
     append_field(s, "refresh_token", rt);
     append_field(s, "access_token", at);
     append_field(s, "access_expires_at", std::to_string(rec.access_expires_at));
@@ -954,7 +986,11 @@ bool parse_record(const std::string& text, AccountRecord& out, std::string& err)
         return false;
     }
     AccountRecord rec;
-    for (const char* key : {"account", "authority", "client_id", "refresh_token"}) {
+    const std::string* grant = m.get("grant");
+    const bool app_grant = grant && *grant == "client_credentials";
+    // Records of older versions have an authority and no token_endpoint.
+    const char* where = m.get("token_endpoint") ? "token_endpoint" : "authority";
+    for (const char* key : {"account", where, "client_id", app_grant ? "client_id" : "refresh_token"}) {
         const std::string* v = m.get(key);
         if (!v) {
             err = std::string("missing field '") + key + "'";
@@ -971,8 +1007,26 @@ bool parse_record(const std::string& text, AccountRecord& out, std::string& err)
         return false;
     }
     rec.user = m.get_or("user", "");
-    rec.authority = *m.get("authority");
+    rec.provider = m.get_or("provider", "microsoft");
+    rec.grant = m.get_or("grant", "device");
+    if (rec.provider.empty() || rec.grant.empty()) {
+        err = "field 'provider' or 'grant' is empty";
+        return false;
+    }
+    rec.authority = m.get_or("authority", "");
+    rec.cloud = m.get_or("cloud", "");
+    rec.issuer = m.get_or("issuer", "");
+    rec.token_endpoint = m.get_or("token_endpoint", "");
+    rec.device_endpoint = m.get_or("device_endpoint", "");
+    rec.authorization_endpoint = m.get_or("authorization_endpoint", "");
+    if (rec.token_endpoint.empty()) {
+        // Written before providers: stored by the next save.
+        rec.token_endpoint = endpoint_or_derived(rec, "", "token");
+        rec.device_endpoint = endpoint_or_derived(rec, "", "devicecode");
+        rec.authorization_endpoint = endpoint_or_derived(rec, "", "authorize");
+    }
     rec.client_id = *m.get("client_id");
+    if (const std::string* v = m.get("client_secret")) rec.client_secret = Secret(*v);
     rec.scope = m.get_or("scope", "");
     rec.ca_file = m.get_or("ca_file", "");
     if (const std::string* v = m.get("allow_insecure_http")) {
@@ -985,7 +1039,7 @@ bool parse_record(const std::string& text, AccountRecord& out, std::string& err)
             return false;
         }
     }
-    rec.refresh_token = Secret(*m.get("refresh_token"));
+    if (const std::string* v = m.get("refresh_token")) rec.refresh_token = Secret(*v);
     if (const std::string* v = m.get("access_token")) rec.access_token = Secret(*v);
     struct { const char* key; std::int64_t* dst; } ints[] = {
         {"access_expires_at", &rec.access_expires_at},

@@ -27,8 +27,19 @@ namespace mailoauth {
 struct AccountRecord {
     std::string account;
     std::string user;                 // name on the wire (shared mailbox), may be empty
-    std::string authority;            // https://login.microsoftonline.com/TENANT
+    std::string provider = "microsoft";  // provider.h; records without one are Microsoft's
+    std::string grant = "device";     // how it signed in: device, authorization_code, client_credentials
+    std::string authority;            // Microsoft: https://login.microsoftonline.com/TENANT; else ""
+    std::string cloud;                // Microsoft: global, usgov, usgov-dod, china; "" = global
+    std::string issuer;               // OIDC: the verified issuer; else ""
+    // The endpoints, fixed at login: a refresh uses token_endpoint and
+    // never derives it again.  Records without them (older versions) get
+    // them from authority when loaded.
+    std::string token_endpoint;
+    std::string device_endpoint;
+    std::string authorization_endpoint;
     std::string client_id;
+    Secret client_secret;             // Google, confidential OIDC clients; empty for public clients
     std::string scope;                // space separated
     std::string ca_file;              // empty: system CAs
     bool allow_insecure_http = false; // tests only

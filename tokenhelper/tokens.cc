@@ -9,6 +9,7 @@
 #include "tokenhelper/errors.h"
 #include "tokenhelper/form.h"
 #include "tokenhelper/oauth.h"
+#include "tokenhelper/provider.h"
 
 namespace mailoauth {
 
@@ -59,9 +60,13 @@ TokenResult refresh_once(const Environment& env, HttpClient& http, const Account
         {"refresh_token", rec.refresh_token.reveal()},
         {"scope", rec.scope},
     };
+    // Google and confidential OIDC clients authenticate with their secret.
+    if (!rec.client_secret.empty()) form.emplace_back("client_secret", rec.client_secret.reveal());
     std::string body = form_encode(form);
-    wipe_string(form[2].second);
-    HttpResult res = http.post_form(rec.authority + "/oauth2/v2.0/token", body,
+    for (auto& field : form) wipe_string(field.second);
+    // The endpoint stored at login, never derived again: the account's
+    // provider, cloud and tenant are settled.
+    HttpResult res = http.post_form(rec.token_endpoint, body,
                                     http_options(env, rec.ca_file, rec.allow_insecure_http));
     wipe_string(body);
     if (!res.ok()) {
@@ -95,7 +100,9 @@ TokenResult refresh_once(const Environment& env, HttpClient& http, const Account
         t.refreshed = true;
         return t;
     }
-    Explanation ex = explain_error_reply(r.status, r.body, ErrorContext{rec.account, rec.authority, rec.client_id});
+    Explanation ex = explain_error_reply(r.status, r.body,
+                                         ErrorContext{rec.account, rec.authority, rec.client_id,
+                                                      find_provider(rec.provider)});
     t.exit_code = ex.exit_code;
     t.error = ex.error;
     t.message = ex.message;

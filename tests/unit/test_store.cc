@@ -176,6 +176,9 @@ class StoreTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(store_round_trip_file_is_0600);
     CPPUNIT_TEST(parse_rejects_bad_records_table);
     CPPUNIT_TEST(parse_accepts_table);
+    CPPUNIT_TEST(provider_fields_round_trip);
+    CPPUNIT_TEST(old_record_migrates_to_microsoft_endpoints);
+    CPPUNIT_TEST(app_grant_needs_no_refresh_token);
     CPPUNIT_TEST(account_name_table);
     CPPUNIT_TEST(default_store_dir_from_environment);
     CPPUNIT_TEST(open_creates_private_dirs_whatever_the_umask);
@@ -273,6 +276,87 @@ public:
         CPPUNIT_ASSERT_EQUAL(a.created_at, b.created_at);
         CPPUNIT_ASSERT_EQUAL(a.last_error, b.last_error);
         CPPUNIT_ASSERT_EQUAL(a.last_error_at, b.last_error_at);
+        CPPUNIT_ASSERT_EQUAL(a.provider, b.provider);
+        CPPUNIT_ASSERT_EQUAL(a.grant, b.grant);
+        CPPUNIT_ASSERT_EQUAL(a.cloud, b.cloud);
+        CPPUNIT_ASSERT_EQUAL(a.issuer, b.issuer);
+        CPPUNIT_ASSERT(a.client_secret == b.client_secret);
+    }
+
+    void provider_fields_round_trip() {
+        AccountRecord in = sample();
+        in.provider = "oidc";
+        in.grant = "authorization_code";
+        in.authority.clear();
+        in.issuer = "https://id.example.org/realms/mail";
+        in.token_endpoint = "https://id.example.org/token";
+        in.device_endpoint = "https://id.example.org/device";
+        in.authorization_endpoint = "https://id.example.org/auth";
+        in.client_secret = Secret("SECRET-client-secret-42");
+        std::string text = serialize_record(in);
+        AccountRecord out;
+        std::string err;
+        CPPUNIT_ASSERT_MESSAGE(err, parse_record(text, out, err));
+        assert_same(in, out);
+        CPPUNIT_ASSERT_EQUAL(in.token_endpoint, out.token_endpoint);
+        CPPUNIT_ASSERT_EQUAL(in.device_endpoint, out.device_endpoint);
+        CPPUNIT_ASSERT_EQUAL(in.authorization_endpoint, out.authorization_endpoint);
+        CPPUNIT_ASSERT_EQUAL(std::string("SECRET-client-secret-42"), out.client_secret.reveal());
+        // Saved and loaded through the store, with a Microsoft national cloud.
+        Store st = opened();
+        in.provider = "microsoft";
+        in.cloud = "usgov";
+        in.authority = "https://login.microsoftonline.us/contoso.us";
+        save_ok(st, in);
+        assert_same(in, load_ok(st, in.account));
+        // A public client stores no client_secret line at all.
+        in.client_secret.clear();
+        CPPUNIT_ASSERT(serialize_record(in).find("client_secret=") == std::string::npos);
+    }
+
+    void old_record_migrates_to_microsoft_endpoints() {
+        // A record as version 1 wrote it: no provider, grant or endpoints.
+        const std::string old =
+            "format=mailoauth-store-1\naccount=alice@example.com\nuser=\n"
+            "authority=https://login.microsoftonline.com/contoso.com\nclient_id=cid\n"
+            "scope=https://outlook.office.com/IMAP.AccessAsUser.All offline_access\nca_file=\n"
+            "allow_insecure_http=0\nrefresh_token=rt-1\naccess_token=\naccess_expires_at=0\n\n";
+        AccountRecord out;
+        std::string err;
+        CPPUNIT_ASSERT_MESSAGE(err, parse_record(old, out, err));
+        CPPUNIT_ASSERT_EQUAL(std::string("microsoft"), out.provider);
+        CPPUNIT_ASSERT_EQUAL(std::string("device"), out.grant);
+        CPPUNIT_ASSERT_EQUAL(std::string("https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token"),
+                             out.token_endpoint);
+        CPPUNIT_ASSERT_EQUAL(std::string("https://login.microsoftonline.com/contoso.com/oauth2/v2.0/devicecode"),
+                             out.device_endpoint);
+        CPPUNIT_ASSERT_EQUAL(std::string("https://login.microsoftonline.com/contoso.com/oauth2/v2.0/authorize"),
+                             out.authorization_endpoint);
+        CPPUNIT_ASSERT(out.client_secret.empty());
+        // The next save writes the derived endpoints; loading that is stable.
+        const std::string again = serialize_record(out);
+        CPPUNIT_ASSERT(again.find("\ntoken_endpoint=https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token\n") !=
+                       std::string::npos);
+        AccountRecord back;
+        CPPUNIT_ASSERT_MESSAGE(err, parse_record(again, back, err));
+        CPPUNIT_ASSERT_EQUAL(out.token_endpoint, back.token_endpoint);
+    }
+
+    void app_grant_needs_no_refresh_token() {
+        AccountRecord in = sample();
+        in.grant = "client_credentials";
+        in.refresh_token.clear();
+        in.client_secret = Secret("app-secret");
+        Store st = opened();
+        save_ok(st, in);
+        AccountRecord out = load_ok(st, in.account);
+        CPPUNIT_ASSERT(out.refresh_token.empty());
+        // Any other grant still needs one.
+        in.grant = "device";
+        std::string err;
+        CPPUNIT_ASSERT(!st.save(in, err));
+        CPPUNIT_ASSERT(err.find("refresh_token") != std::string::npos);
+        CPPUNIT_ASSERT(err.find("app-secret") == std::string::npos);
     }
 
     void record_round_trip() {
@@ -342,7 +426,13 @@ public:
             {replace("format=mailoauth-store-1\naccount=alice@example.com\n",
                      "account=alice@example.com\nformat=mailoauth-store-1\n"), "first line must be format"},
             {drop("account"), "missing field 'account'"},
-            {drop("authority"), "missing field 'authority'"},
+            // Neither where to refresh (token_endpoint) nor an old record's authority.
+            {[&] {
+                 std::string s = drop("token_endpoint");
+                 std::size_t p = s.find("\nauthority=");
+                 return s.erase(p, s.find('\n', p + 1) - p);
+             }(),
+             "missing field 'authority'"},
             {drop("client_id"), "missing field 'client_id'"},
             {drop("refresh_token"), "missing field 'refresh_token'"},
             {replace(rt_line, "refresh_token=\n"), "field 'refresh_token' is empty"},

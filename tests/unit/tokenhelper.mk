@@ -86,3 +86,12 @@ check_PROGRAMS += tests/unit/app_token_driver
 tests_unit_app_token_driver_SOURCES = tests/unit/app_token_driver.cc
 tests_unit_app_token_driver_CXXFLAGS = $(AM_CXXFLAGS) $(CURL_CFLAGS)
 tests_unit_app_token_driver_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la
+
+# The providers and the settings precedence (tokenhelper/provider*.cc,
+# providers.cc, settings.cc), with a fake HttpClient and a fake clock.
+check_PROGRAMS += tests/unit/test_providers
+tests_unit_test_providers_SOURCES = tests/unit/tap_main.cc \
+	tests/unit/test_providers.cc tests/unit/test_settings.cc
+tests_unit_test_providers_CXXFLAGS = $(UNIT_CXXFLAGS)
+tests_unit_test_providers_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
+TESTS += tests/unit/test_providers
