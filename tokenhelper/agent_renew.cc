@@ -316,8 +316,8 @@ void Renewer::loop() {
             break;
         case RenewSchedule::Result::Failed:
             logmsg_limited(LOG_WARNING, "renew:" + account,
-                           "%s: renewing the token ahead of its expiry failed (next attempt in %lld s; requests "
-                           "still get the current token): %s",
+                           "%s: renewing the token ahead of its expiry failed (next attempt in %lld s; the current "
+                           "token is kept): %s",
                            account.c_str(), static_cast<long long>(next_in), why.c_str());
             break;
         case RenewSchedule::Result::Permanent:
