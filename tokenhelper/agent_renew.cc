@@ -322,7 +322,7 @@ void Renewer::loop() {
             break;
         case RenewSchedule::Result::Permanent:
             logmsg_limited(LOG_ERR, "renew:" + account,
-                           "%s: renewing the token ahead of its expiry failed (status %d; next attempt in %lld s): %s",
+                           "%s: renewing the token ahead of its expiry failed, status %d (next attempt in %lld s): %s",
                            account.c_str(), o.status, static_cast<long long>(next_in), why.c_str());
             break;
         case RenewSchedule::Result::Gone:
