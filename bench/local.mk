@@ -5,3 +5,4 @@ EXTRA_DIST += bench/run bench/README.md bench/benchlib.py bench/login.py \
 	bench/token.py bench/storm.py bench/sasl_login_loop.c \
 	bench/refresh.py bench/refresh_breakdown.py bench/agent.py bench/agent_load.c
 EXTRA_DIST += bench/plugin-load.sh bench/tunnel.py
+EXTRA_DIST += bench/agent_expiry.py

@@ -24,7 +24,8 @@ namespace {
 // Settings allowed in the global part (the account keys are also accepted
 // there, as defaults for every account).
 const char* const kGlobalKeys[] = {
-    "helper", "store", "timeout", "log_level", "agent_socket", "agent_user", "http_timeout", nullptr,
+    "helper", "store", "timeout", "log_level", "agent_socket", "agent_user", "http_timeout",
+    "agent_renew", nullptr,
 };
 const char* const kAccountKeys[] = {
     "tenant", "client_id", "authority", "ca_file", "scope", "user", "refresh_margin",

@@ -46,6 +46,64 @@ Outcome TokenBroker::from_cache(const Slot& s, Outcome::Source src) {
 }
 
 Outcome TokenBroker::get(const std::string& account, bool force, const std::string& rejected_tail) {
+    Outcome o = obtain(account, force, rejected_tail);
+    if (o.status == 0 && observer_) observer_(account, o);
+    return o;
+}
+
+Outcome TokenBroker::renew(const std::string& account, const std::function<Outcome()>& fetch) {
+    std::shared_ptr<Slot> slot = slot_for(account);
+    Slot& s = *slot;
+    std::unique_lock<std::mutex> lk(s.mu);
+    if (s.busy) {
+        Outcome o;
+        o.status = kExitTempFail;
+        o.error = "busy";
+        o.message = "a refresh of account '" + account + "' is in progress already";
+        o.source = Outcome::Source::Busy;
+        return o;
+    }
+    s.busy = true;
+    lk.unlock();
+    Outcome o;
+    try {
+        o = fetch();
+    } catch (const std::exception& e) {
+        o = Outcome();
+        o.status = kExitTempFail;
+        o.error = "internal";
+        o.message = std::string("internal error: ") + e.what();
+    }
+    std::string after;
+    try {
+        after = hooks_.version(account);
+    } catch (...) {
+    }
+    const std::int64_t done = hooks_.now();
+    lk.lock();
+    s.busy = false;
+    o.source = Outcome::Source::Fetched;
+    // Only a working token is news for the requests waiting on this slot
+    // (completed); after a failure they go on as if no renewal had run.
+    if (o.status == 0 && o.warning.empty()) {
+        ++s.completed;
+        s.have = true;
+        s.token = o.access_token;
+        s.expires_at = o.expires_at;
+        s.lifetime = o.lifetime;
+        s.user = o.user;
+        s.version = after;
+        s.failed = false;
+        s.failure = Outcome();
+        s.retry_at = 0;
+        s.failure_version = after;
+        if (o.refreshed) s.refreshed_at = done;
+    }
+    s.cv.notify_all();
+    return o;
+}
+
+Outcome TokenBroker::obtain(const std::string& account, bool force, const std::string& rejected_tail) {
     std::shared_ptr<Slot> slot = slot_for(account);
     Slot& s = *slot;
     std::unique_lock<std::mutex> lk(s.mu);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "common/secret.h"
 
@@ -76,6 +77,21 @@ public:
     // How many fetches have run, over all accounts (tests).
     std::uint64_t fetches() const;
 
+    // Renewal ahead of need (agent_renew.h): runs fetch (renew_if_due)
+    // unless a fetch of the account is in flight already, in which case it
+    // returns Source::Busy at once and that fetch's result will do.  While
+    // it runs, requests are single-flight with it as with any fetch.  A
+    // token it obtains is cached; a failure changes nothing (the cached
+    // token still works, and requests refresh on demand at the margin as
+    // they would without renewal).
+    Outcome renew(const std::string& account, const std::function<Outcome()>& fetch);
+    // Called with every token that get() hands out (status 0), outside the
+    // broker's locks: tells the renewal which accounts are in use.  Set it
+    // before the first get().
+    void set_observer(std::function<void(const std::string& account, const Outcome& served)> observer) {
+        observer_ = std::move(observer);
+    }
+
 private:
     struct Slot {
         std::mutex mu;
@@ -94,10 +110,12 @@ private:
         std::int64_t retry_at = 0;  // no unforced fetch before this
         std::int64_t refreshed_at = 0;  // when a fetch last refreshed the token
     };
+    Outcome obtain(const std::string& account, bool force, const std::string& rejected_tail);
     std::shared_ptr<Slot> slot_for(const std::string& account);
     static Outcome from_cache(const Slot& s, Outcome::Source src);
 
     Hooks hooks_;
+    std::function<void(const std::string&, const Outcome&)> observer_;
     mutable std::mutex mu_;
     std::map<std::string, std::shared_ptr<Slot>> slots_;
     std::uint64_t fetches_ = 0;

@@ -47,4 +47,18 @@ bool check_allow_settings(const config::Config& cfg, std::string& err) {
     return true;
 }
 
+bool renew_enabled(const config::Config& cfg, bool& on, std::string& err) {
+    on = true;
+    const config::Entry* e = cfg.global.count("agent_renew") ? &cfg.global.at("agent_renew") : nullptr;
+    if (!e) return true;
+    if (e->value == "yes" || e->value == "true" || e->value == "1") return true;
+    if (e->value == "no" || e->value == "false" || e->value == "0") {
+        on = false;
+        return true;
+    }
+    err = cfg.path + ":" + std::to_string(e->line) + ": agent_renew: '" + one_line(e->value, 100) +
+          "' is neither yes nor no";
+    return false;
+}
+
 }  // namespace mailoauth::agent

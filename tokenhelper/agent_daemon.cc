@@ -6,15 +6,19 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <condition_variable>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <vector>
 
 #include "common/fd.h"
@@ -25,6 +29,7 @@
 #include "tokenhelper/agent_listen.h"
 #include "tokenhelper/agent_log.h"
 #include "tokenhelper/agent_pool.h"
+#include "tokenhelper/agent_renew.h"
 #include "tokenhelper/agent_server.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/peercred.h"
@@ -131,6 +136,11 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
         logmsg(LOG_ERR, "%s", err.c_str());
         return kExitConfig;
     }
+    bool renew = true;
+    if (!renew_enabled(env.cfg, renew, err)) {
+        logmsg(LOG_ERR, "%s", err.c_str());
+        return kExitConfig;
+    }
     const uid_t self = ::geteuid();
     const bool any_allow = env.cfg.lookup("", "allow_users") || env.cfg.lookup("", "allow_groups") ||
                            [&] {
@@ -196,6 +206,33 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
 
     auto active = std::make_shared<Active>();
     Server server(env, http);
+    // Renews the tokens of the accounts served, before they are needed.
+    // Started here, after detaching (fork keeps only the calling thread)
+    // and with the signals blocked; after server, so destroyed before it.
+    std::unique_ptr<Renewer> renewer;
+    if (renew) {
+        TokenBroker& broker = server.broker();
+        auto rng = std::make_shared<std::minstd_rand>(std::random_device{}());
+        renewer = std::make_unique<Renewer>(Renewer::Hooks{
+            [&env, &http, &broker](const std::string& account, long window) {
+                return broker.renew(account, [&] { return renew_account(env, http, account, window); });
+            },
+            [&env](const std::string& account) { return env.refresh_margin(account); },
+            [] {
+                struct timespec ts;
+                ::clock_gettime(CLOCK_REALTIME, &ts);
+                return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+            },
+            // Only the renewal thread draws.
+            [rng](long bound) { return std::uniform_int_distribution<long>(0, bound)(*rng); },
+        });
+        Renewer* r = renewer.get();
+        broker.set_observer([r](const std::string& account, const Outcome& o) { r->served(account, o); });
+        renewer->start();
+    } else {
+        logmsg(LOG_NOTICE, "agent_renew = no in %s: tokens are refreshed only when a request needs one",
+               env.cfg.path.c_str());
+    }
     Refusals refusals;
     // After server (which its jobs use): destroyed first, once every
     // request is done.
@@ -301,6 +338,9 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
                 if (si.ssi_signo == SIGHUP) {
                     gate.resolve(env.cfg, self, system_lookups());
                     server.forget_identities();
+                    // Something was fixed, perhaps: renewals backing off
+                    // try again now (without waiting for one in flight).
+                    if (renewer) renewer->retry_now();
                     logmsg(LOG_NOTICE,
                            "SIGHUP: looked up the users and groups of allow_users and allow_groups again; "
                            "restart the agent to read %s again",
@@ -346,18 +386,32 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
     lfd.reset();
     const char* abbrev = stop_signal ? sigabbrev_np(stop_signal) : nullptr;
     logmsg(LOG_NOTICE, "stopping (%s%s)", abbrev ? "SIG" : "", abbrev ? abbrev : "error");
+    // No new renewal starts; one in flight gets what is left of the grace
+    // period, like the requests, and no more (never the HTTP timeout).
+    const auto grace_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(kShutdownGraceMs);
+    if (renewer) renewer->stop(std::chrono::milliseconds(0));
     std::unique_lock<std::mutex> lk(active->mu);
-    if (!active->cv.wait_for(lk, std::chrono::milliseconds(kShutdownGraceMs), [&] { return active->total == 0; })) {
+    const bool requests_done = active->cv.wait_until(lk, grace_end, [&] { return active->total == 0; });
+    const int left = active->total;
+    lk.unlock();
+    const bool renewal_done =
+        !renewer || renewer->stop(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::max(grace_end - std::chrono::steady_clock::now(),
+                                               std::chrono::steady_clock::duration::zero())));
+    if (!requests_done || !renewal_done) {
         // Workers still refreshing use this stack; end the process here.
         // An interrupted refresh is safe: the store keeps the previous
         // refresh token until a new one is saved.
-        logmsg(LOG_WARNING, "%d requests still in progress after %d s; exiting anyway", active->total,
-               kShutdownGraceMs / 1000);
+        if (!requests_done)
+            logmsg(LOG_WARNING, "%d requests still in progress after %d s; exiting anyway", left,
+                   kShutdownGraceMs / 1000);
+        else
+            logmsg(LOG_WARNING, "a token renewal still in progress after %d s; exiting anyway",
+                   kShutdownGraceMs / 1000);
         closelog();
         std::fflush(nullptr);
         _exit(stop_signal ? kExitOk : kExitTempFail);
     }
-    lk.unlock();
     logmsg(LOG_NOTICE, "stopped");
     closelog();
     return stop_signal ? kExitOk : kExitTempFail;

@@ -36,6 +36,7 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/agent_config.h tokenhelper/agent_config.cc \
 	tokenhelper/agent_log.h tokenhelper/agent_log.cc \
 	tokenhelper/agent_pool.h tokenhelper/agent_pool.cc \
+	tokenhelper/agent_renew.h tokenhelper/agent_renew.cc \
 	tokenhelper/doctor.h tokenhelper/doctor.cc \
 	tokenhelper/connect.h tokenhelper/connect.cc \
 	tokenhelper/connect_proto.h tokenhelper/connect_proto.cc \

@@ -109,9 +109,12 @@ TokenResult refresh_once(const Environment& env, HttpClient& http, const Account
     return t;
 }
 
-TokenResult get_access_token(const Environment& env, const Store& store, HttpClient& http,
-                             const std::string& account, bool force_refresh,
-                             const std::string& rejected) {
+// get_access_token and renew_if_due: lead moves "now" ahead for the
+// freshness checks only, so that a token about to enter the margin counts
+// as inside it already.
+static TokenResult obtain_token(const Environment& env, const Store& store, HttpClient& http,
+                                const std::string& account, bool force_refresh,
+                                const std::string& rejected, long lead) {
     const long margin = env.refresh_margin(account);
     std::string err;
     AccountRecord seen;
@@ -124,7 +127,7 @@ TokenResult get_access_token(const Environment& env, const Store& store, HttpCli
     const bool tail_known = protocol::valid_token_id(rejected);
     if (force_refresh && tail_known && !protocol::names_token(rejected, seen.access_token.reveal()))
         force_refresh = false;
-    if (!force_refresh && fresh(seen, now, margin)) {
+    if (!force_refresh && fresh(seen, now + lead, margin)) {
         TokenResult t;
         t.record = seen;
         return t;
@@ -150,7 +153,7 @@ TokenResult get_access_token(const Environment& env, const Store& store, HttpCli
     // after the one that was rejected.
     bool replaced = rec.access_token != seen.access_token ||
                     (tail_known && !protocol::names_token(rejected, rec.access_token.reveal()));
-    if (fresh(rec, now, margin) && (!force_refresh || replaced)) {
+    if (fresh(rec, now + lead, margin) && (!force_refresh || replaced)) {
         TokenResult t;
         t.record = rec;
         return t;
@@ -181,6 +184,17 @@ TokenResult get_access_token(const Environment& env, const Store& store, HttpCli
         return f;
     }
     return t;
+}
+
+TokenResult get_access_token(const Environment& env, const Store& store, HttpClient& http,
+                             const std::string& account, bool force_refresh,
+                             const std::string& rejected) {
+    return obtain_token(env, store, http, account, force_refresh, rejected, 0);
+}
+
+TokenResult renew_if_due(const Environment& env, const Store& store, HttpClient& http,
+                         const std::string& account, long lead_seconds) {
+    return obtain_token(env, store, http, account, false, "", lead_seconds > 0 ? lead_seconds : 0);
 }
 
 }  // namespace mailoauth

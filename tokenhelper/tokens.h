@@ -36,6 +36,17 @@ TokenResult get_access_token(const Environment& env, const Store& store, HttpCli
                              const std::string& account, bool force_refresh,
                              const std::string& rejected = "");
 
+// For an agent that renews tokens before its callers need them: the same
+// as get_access_token without force, except that the token is refreshed
+// already when it enters the refresh margin within lead_seconds from now
+// (its expiry is at most margin + lead_seconds away).  Otherwise the stored
+// token is returned as it is (refreshed == false).  The same lock, the
+// same grant for every kind of account, the same fallback: after a
+// temporary failure the current token is returned with a warning, and a
+// failure never removes a working token from the store.
+TokenResult renew_if_due(const Environment& env, const Store& store, HttpClient& http,
+                         const std::string& account, long lead_seconds);
+
 // Whether r's access token is valid beyond the refresh margin at now.  The
 // configured margin is clamped to a third of the token's issued lifetime
 // (common/margin.h), so short-lived tokens are not refreshed at every use.

@@ -21,3 +21,6 @@ TESTS += tests/helper/test_sanitize_idp.py
 EXTRA_DIST += tests/helper/test_sanitize_idp.py
 TESTS += tests/helper/test_sanitize_peers.py
 EXTRA_DIST += tests/helper/test_sanitize_peers.py
+# Issue 11: the agent renews tokens before they are needed (agent_renew.cc).
+TESTS += tests/helper/test_agent_renew.py
+EXTRA_DIST += tests/helper/test_agent_renew.py
