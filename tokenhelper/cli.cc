@@ -37,13 +37,16 @@ const OptionSpec kOptions[] = {
     {"ca-file", "PATH", "login connect", "trust only the CA certificates in PATH (login: the identity provider; connect: the mail server)"},
     {"scope", "SCOPE", "login", "scope to request; repeat for several (default: the provider's mail scopes)"},
     {"user", "NAME", "login", "user name to put on the wire, e.g. a shared mailbox (default: the account)"},
+    {"browser", nullptr, "login", "sign in with a browser (authorization code + PKCE) instead of a device code"},
+    {"paste", nullptr, "login", "browser sign-in without a listener: paste the address the browser ends on"},
+    {"port", "PORT", "login", "browser sign-in: listen on http://127.0.0.1:PORT/ (default: a free port; for ssh -L)"},
     {"allow-insecure-http", nullptr, "login", "allow http:// to a loopback identity provider (tests only)"},
     {"force-refresh", nullptr, "token", "refresh even if the current access token is still valid"},
     {"json", nullptr, "status", "machine-readable output"},
     {"protocol", "PROTO", "connect", "imap or pop3 (default: pop3 for ports 110 and 995, else imap)"},
     {"tls", "MODE", "connect", "implicit, starttls, or none for a server on this machine (default: starttls for ports 143 and 110, else implicit)"},
     {"mechanism", "MECH", "connect", "XOAUTH2 (default) or OAUTHBEARER"},
-    {"timeout", "SEC", "connect", "time limit for each step before the session is handed over (default 30)"},
+    {"timeout", "SEC", "connect login", "connect: time limit for each step before the session is handed over (default 30); login --browser: how long to wait for the browser (default 300)"},
     {"socket", "NAME", "agent", "listen on @NAME (abstract) or /PATH (default: agent_socket, else @mailoauth-agent)"},
     {"foreground", nullptr, "agent", "do not detach; log to standard error as well as to syslog"},
     {"help", nullptr, "*", "show this help"},
@@ -64,7 +67,7 @@ struct VerbSpec {
 };
 
 const VerbSpec kVerbs[] = {
-    {"login", "login ACCOUNT --client-id ID [--tenant T]", "sign in once (device code) and store the tokens",
+    {"login", "login ACCOUNT --client-id ID [--tenant T]", "sign in once (device code, or --browser) and store the tokens",
      EnvMode::Load, verb_login},
     {"token", "token ACCOUNT [--force-refresh]", "print a valid access token (for msmtp, mutt, mbsync, getmail)",
      EnvMode::Load, verb_token},

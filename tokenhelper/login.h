@@ -53,6 +53,8 @@ struct LoginGrant {
 
 // The device authorization grant (device_flow.h) as a LoginGrantFn.
 LoginResult device_grant(HttpClient& http, const LoginRequest& req);
+// The authorization code grant with PKCE (browser_flow.h): --browser, --paste.
+LoginResult browser_grant(HttpClient& http, const LoginRequest& req);
 
 }  // namespace mailoauth
 

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <unistd.h>
 
+#include "tokenhelper/browser_flow.h"
 #include "tokenhelper/device_flow.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/login.h"
@@ -48,11 +49,78 @@ LoginResult device_grant(HttpClient& http, const LoginRequest& req) {
     return out;
 }
 
+// The authorization code grant with PKCE (browser_flow.h) as a LoginGrantFn:
+// --browser with a loopback listener, --paste without one.
+LoginResult browser_grant(HttpClient& http, const LoginRequest& req) {
+    LoginResult out;
+    const Parsed& p = *req.args;
+    if (req.endpoints.authorization.empty()) {
+        out.exit_code = kExitConfig;
+        out.error = "no_authorization_endpoint";
+        out.message = std::string("the ") + req.provider->name +
+                      " provider has no authorization endpoint for this account; give "
+                      "--authorization-endpoint URL, or sign in with a device code (without --browser)";
+        return out;
+    }
+    BrowserFlowParams bp;
+    bp.authorization_endpoint = req.endpoints.authorization;
+    bp.token_endpoint = req.endpoints.token;
+    bp.client_id = req.client_id;
+    bp.client_secret = req.client_secret;
+    bp.scope = req.scope;
+    bp.account = req.account;
+    bp.paste = p.has("paste");
+    bp.http = req.http;
+    bp.error_context.account = req.account;
+    bp.error_context.authority = req.endpoints.authority;
+    bp.error_context.client_id = req.client_id;
+    bp.error_context.provider = req.provider;
+    long n = 0;
+    if (p.has("port")) {
+        if (!parse_seconds(p.value("port"), 1024, 65535, n)) {
+            out.exit_code = kExitUsage;
+            out.error = "bad_port";
+            out.message = "--port needs a number from 1024 to 65535 (a port you forward with ssh -L PORT:127.0.0.1:PORT)";
+            return out;
+        }
+        bp.port = static_cast<int>(n);
+    }
+    if (p.has("timeout")) {
+        if (!parse_seconds(p.value("timeout"), 1, 3600, n)) {
+            out.exit_code = kExitUsage;
+            out.error = "bad_timeout";
+            out.message = "--timeout needs a number of seconds from 1 to 3600";
+            return out;
+        }
+        bp.timeout_s = n;
+    }
+    // The provider's extra authorization parameters ("&k=v&k=v"), e.g.
+    // Google's access_type=offline, without which it issues no refresh token.
+    std::string extra = req.provider->authorize_extra ? req.provider->authorize_extra : "";
+    for (std::size_t at = 0; at < extra.size();) {
+        std::size_t end = extra.find('&', at);
+        if (end == std::string::npos) end = extra.size();
+        std::string kv = extra.substr(at, end - at);
+        std::size_t eq = kv.find('=');
+        if (!kv.empty() && eq != std::string::npos) bp.extra_params.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+        at = end + 1;
+    }
+    BrowserFlowUI ui;
+    BrowserFlowResult r = run_browser_flow(http, bp, ui);
+    out.exit_code = r.exit_code;
+    out.error = r.error;
+    out.message = r.message;
+    out.tokens = r.tokens;
+    return out;
+}
+
 namespace {
 
 // The grants, the default first (see login.h).
 const LoginGrant kGrants[] = {
     {"device", nullptr, device_grant},
+    {"authorization_code", "browser", browser_grant},
+    {"authorization_code", "paste", browser_grant},
 };
 
 // Options that say where the account signs in.  When any is on the
@@ -118,6 +186,11 @@ int verb_login(const Parsed& p, const Environment& env, HttpClient& http) {
     const LoginGrant* grant = &kGrants[0];
     for (const LoginGrant& g : kGrants)
         if (g.option != nullptr && p.has(g.option)) grant = &g;
+
+    if ((p.has("port") || p.has("timeout")) && std::strcmp(grant->name, "authorization_code") != 0)
+        return usage_error("--port and --timeout apply to the browser sign-in: add --browser (or --paste)");
+    if (p.has("browser") && p.has("paste"))
+        return usage_error("give --browser (a listener on this machine) or --paste (no listener), not both");
 
     ProviderSettings ps;
     ps.cloud = set.get("cloud", place ? &place->cloud : nullptr, "cloud", "");
