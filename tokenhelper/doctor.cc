@@ -18,6 +18,8 @@
 #include "common/sasl_modules.h"
 #include "common/secret.h"
 #include "tokenhelper/agent.h"
+#include "tokenhelper/app_account.h"
+#include "tokenhelper/app_errors.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/peercred.h"
 #include "tokenhelper/timefmt.h"
@@ -105,6 +107,12 @@ std::vector<Finding> check_store(const Environment& env, const std::string& acco
         }
         std::vector<Finding> f = check_record(r, env.refresh_margin(a), now);
         out.insert(out.end(), f.begin(), f.end());
+        // Asked about one app-only account: what Exchange needs, and what
+        // the mail server's refusals mean (the plugin cannot see them).
+        if (!account.empty() && is_app_only(r)) {
+            f = app_account_advice(r);
+            out.insert(out.end(), f.begin(), f.end());
+        }
     }
     return out;
 }
@@ -226,9 +234,67 @@ void print(const Finding& f) {
 
 }  // namespace
 
+std::vector<Finding> check_app_record(const AccountRecord& r, long refresh_margin, std::int64_t now) {
+    std::vector<Finding> out;
+    const std::string& a = r.account;
+    const AppCredentialInfo cred = describe_app_credential(r, now);
+    std::string what = a + ": app-only (client credentials) for the mailbox " + r.user + ", credential: " +
+                       cred.source;
+    if (cred.have_certificate)
+        what += ", thumbprint " + cred.certificate.sha1_hex + ", valid until " +
+                format_utc(cred.certificate.not_after);
+    if (!cred.problem.empty()) {
+        // A credential-from path names $CREDENTIALS_DIRECTORY, which only
+        // the agent's unit sets: here it may well be unset.
+        const bool elsewhere = r.credential_from.find("CREDENTIALS_DIRECTORY") != std::string::npos &&
+                               std::getenv("CREDENTIALS_DIRECTORY") == nullptr;
+        if (elsewhere)
+            out.push_back(note(what + "; it is read where $CREDENTIALS_DIRECTORY is set (the agent's "
+                                      "LoadCredential=), not here"));
+        else
+            out.push_back(problem(what + ": " + cred.problem));
+    } else if (cred.expired) {
+        out.push_back(problem(what + ": " + cred.warning));
+    } else if (!cred.warning.empty()) {
+        out.push_back(note(what + ": " + cred.warning));
+    } else {
+        out.push_back(ok(what));
+    }
+    if (!r.last_error.empty()) {
+        out.push_back(problem(a + ": the last token request failed " + format_interval(r.last_error_at - now) +
+                              ": " + sanitize::text(r.last_error, 1000) + " (to retry: mailoauth token " + a +
+                              " >/dev/null)"));
+        return out;
+    }
+    if (!r.ca_file.empty() && ::access(r.ca_file.c_str(), R_OK) != 0) {
+        out.push_back(problem(a + ": its CA file " + r.ca_file + " cannot be read (" + std::strerror(errno) +
+                              "); token requests will fail: restore it, or run login --app again with another "
+                              "--ca-file"));
+        return out;
+    }
+    out.push_back(ok(a + ": " +
+                     (!r.access_token.empty() && access_token_fresh(r, now, refresh_margin)
+                          ? "access token valid until " + format_utc(r.access_expires_at)
+                          : std::string("access token due (fetched with the app's credential at the next use)"))));
+    return out;
+}
+
+std::vector<Finding> app_account_advice(const AccountRecord& r) {
+    std::vector<Finding> out;
+    out.push_back(note(r.account + ": if the mail server refuses the token, these Exchange steps are the ones "
+                                   "most often missing:"));
+    for (const std::string& step : exchange_steps_often_missing(r.client_id, r.user))
+        out.push_back(note("  " + step));
+    out.push_back(note(r.account + ": what the mail server's replies mean for an app-only account:"));
+    for (const ServerReplyCause& c : server_reply_table())
+        out.push_back(note(std::string("  \"") + c.reply + "\": " + c.cause));
+    return out;
+}
+
 std::vector<Finding> check_record(const AccountRecord& r, long refresh_margin, std::int64_t now) {
     std::vector<Finding> out;
     const std::string& a = r.account;
+    if (is_app_only(r)) return check_app_record(r, refresh_margin, now);
     if (r.refresh_token.empty()) {
         out.push_back(problem(a + ": no refresh token stored; run: mailoauth login " + a, true));
         return out;

@@ -35,6 +35,14 @@ constexpr std::int64_t kRefreshTokenWarnAge = 80 * 86400;
 // The findings about one stored account at time now (pure, for tests).
 std::vector<Finding> check_record(const AccountRecord& r, long refresh_margin, std::int64_t now);
 
+// An app-only account (client credentials): its credential, the
+// certificate's expiry, the last failure (pure but for reading a
+// credential_from path).
+std::vector<Finding> check_app_record(const AccountRecord& r, long refresh_margin, std::int64_t now);
+// The Exchange steps most often missing and the server-reply table, as
+// notes, for `doctor ACCOUNT` on an app-only account.
+std::vector<Finding> app_account_advice(const AccountRecord& r);
+
 // The findings about a SASL plugin directory list ("DIR:DIR", as SASL_PATH).
 std::vector<Finding> check_plugin_dirs(const std::string& dirs);
 

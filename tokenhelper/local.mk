@@ -24,7 +24,8 @@ tokenhelper_libtokenhelper_la_SOURCES = \
 	tokenhelper/provider_microsoft.cc tokenhelper/provider_google.cc tokenhelper/provider_oidc.cc \
 	tokenhelper/login.h \
 	tokenhelper/commands.h tokenhelper/cli.h tokenhelper/cli.cc tokenhelper/verbs.h \
-	tokenhelper/verb_login.cc tokenhelper/verb_tokens.cc tokenhelper/verb_status.cc \
+	tokenhelper/verb_login.cc tokenhelper/verb_login_app.cc tokenhelper/app_account.h tokenhelper/app_account.cc \
+	tokenhelper/verb_tokens.cc tokenhelper/verb_status.cc \
 	tokenhelper/verb_services.cc \
 	tokenhelper/peercred.h tokenhelper/peercred.cc \
 	tokenhelper/agent.h \

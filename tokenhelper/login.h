@@ -18,6 +18,7 @@
 #include "tokenhelper/http.h"
 #include "tokenhelper/oauth.h"
 #include "tokenhelper/provider.h"
+#include "tokenhelper/settings.h"
 
 namespace mailoauth {
 
@@ -50,6 +51,12 @@ struct LoginGrant {
     const char* option;  // the login flag selecting it; nullptr: the default grant
     LoginGrantFn run;
 };
+
+// `mailoauth login ACCOUNT --app` (verb_login_app.cc): an app-only account
+// (client credentials).  Its settings, credential and record differ from a
+// person's sign-in, so it is its own path rather than a row of kGrants;
+// the record's grant is "client_credentials".
+int login_app(const Parsed& p, const Environment& env, HttpClient& http);
 
 // The device authorization grant (device_flow.h) as a LoginGrantFn.
 LoginResult device_grant(HttpClient& http, const LoginRequest& req);

@@ -510,6 +510,35 @@ void append_field(std::string& s, const char* key, const std::string& value) {
     s += '\n';
 }
 
+// A record value is one line: PEM text is stored with its line breaks
+// written as \n (and a backslash as \\), which PEM itself never holds.
+std::string pem_to_field(const std::string& pem) {
+    std::string out;
+    out.reserve(pem.size() + pem.size() / 32 + 8);
+    for (char c : pem) {
+        if (c == '\n') out += "\\n";
+        else if (c == '\\') out += "\\\\";
+        else if (c != '\r') out += c;
+    }
+    return out;
+}
+
+bool field_to_pem(const std::string& v, std::string& out) {
+    out.clear();
+    out.reserve(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (v[i] != '\\') {
+            out += v[i];
+            continue;
+        }
+        if (++i >= v.size()) return false;
+        if (v[i] == 'n') out += '\n';
+        else if (v[i] == '\\') out += '\\';
+        else return false;
+    }
+    return true;
+}
+
 // Checks everything save() needs so that load() can read back what it
 // writes.  Never mentions a value.
 bool validate_for_save(const AccountRecord& rec, std::string& err) {
@@ -529,6 +558,8 @@ bool validate_for_save(const AccountRecord& rec, std::string& err) {
         {"authorization_endpoint", &rec.authorization_endpoint},
         {"client_id", &rec.client_id},
         {"client_secret", &rec.client_secret.reveal()},
+        {"assertion_alg", &rec.assertion_alg},
+        {"credential_from", &rec.credential_from},
         {"scope", &rec.scope},
         {"ca_file", &rec.ca_file},
         {"refresh_token", &rec.refresh_token.reveal()},
@@ -540,6 +571,20 @@ bool validate_for_save(const AccountRecord& rec, std::string& err) {
             err = std::string("cannot save account '") + rec.account + "': field " + f.key +
                   " contains a line break or NUL, or is longer than " +
                   std::to_string(protocol::kMaxLine) + " bytes";
+            return false;
+        }
+    }
+    // PEM is stored on one line (pem_to_field): its length counts there.
+    struct { const char* key; const std::string* value; } pems[] = {
+        {"certificate", &rec.certificate_pem},
+        {"private_key", &rec.private_key_pem.reveal()},
+    };
+    for (const auto& f : pems) {
+        std::size_t n = 0;
+        for (char c : *f.value) n += (c == '\n' || c == '\\') ? 2 : (c == '\r' ? 0 : 1);
+        if (n > protocol::kMaxLine || f.value->find('\0') != std::string::npos) {
+            err = std::string("cannot save account '") + rec.account + "': the " + f.key +
+                  " is longer than " + std::to_string(protocol::kMaxLine) + " bytes or holds a NUL";
             return false;
         }
     }
@@ -935,7 +980,13 @@ std::string serialize_record(const AccountRecord& rec) {
     const std::string& rt = rec.refresh_token.reveal();
     const std::string& at = rec.access_token.reveal();
     const std::string& cs = rec.client_secret.reveal();
-    std::size_t size = 512 + rt.size() + at.size() + cs.size() + rec.last_error.size();
+    const std::string cert = pem_to_field(rec.certificate_pem);
+    std::string key_line = pem_to_field(rec.private_key_pem.reveal());
+    const Secret key(key_line);
+    wipe_string(key_line);
+    const std::string& k = key.reveal();
+    std::size_t size = 640 + rt.size() + at.size() + cs.size() + cert.size() + k.size() +
+                       rec.assertion_alg.size() + rec.credential_from.size() + rec.last_error.size();
     for (const auto& f : strings) size += f.value->size();
     // One allocation, so no reallocation leaves a copy of the tokens behind.
     std::string s;
@@ -944,6 +995,10 @@ std::string serialize_record(const AccountRecord& rec) {
     for (const auto& f : strings) append_field(s, f.key, *f.value);
     append_field(s, "allow_insecure_http", rec.allow_insecure_http ? "1" : "0");
     if (!cs.empty()) append_field(s, "client_secret", cs);
+    if (!cert.empty()) append_field(s, "certificate", cert);
+    if (!k.empty()) append_field(s, "private_key", k);
+    if (!rec.assertion_alg.empty()) append_field(s, "assertion_alg", rec.assertion_alg);
+    if (!rec.credential_from.empty()) append_field(s, "credential_from", rec.credential_from);
     append_field(s, "refresh_token", rt);
     append_field(s, "access_token", at);
     append_field(s, "access_expires_at", std::to_string(rec.access_expires_at));
@@ -1027,6 +1082,24 @@ bool parse_record(const std::string& text, AccountRecord& out, std::string& err)
     }
     rec.client_id = *m.get("client_id");
     if (const std::string* v = m.get("client_secret")) rec.client_secret = Secret(*v);
+    if (const std::string* v = m.get("certificate")) {
+        if (!field_to_pem(*v, rec.certificate_pem)) {
+            err = "field 'certificate' is not stored PEM";
+            return false;
+        }
+    }
+    if (const std::string* v = m.get("private_key")) {
+        std::string pem;
+        const bool ok = field_to_pem(*v, pem);
+        rec.private_key_pem = Secret(pem);
+        wipe_string(pem);
+        if (!ok) {
+            err = "field 'private_key' is not stored PEM";
+            return false;
+        }
+    }
+    rec.assertion_alg = m.get_or("assertion_alg", "");
+    rec.credential_from = m.get_or("credential_from", "");
     rec.scope = m.get_or("scope", "");
     rec.ca_file = m.get_or("ca_file", "");
     if (const std::string* v = m.get("allow_insecure_http")) {

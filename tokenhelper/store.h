@@ -39,7 +39,15 @@ struct AccountRecord {
     std::string device_endpoint;
     std::string authorization_endpoint;
     std::string client_id;
-    Secret client_secret;             // Google, confidential OIDC clients; empty for public clients
+    Secret client_secret;             // Google, confidential OIDC clients, app-only accounts; else empty
+    // App-only accounts (grant client_credentials) hold one credential:
+    // client_secret, or a certificate with its private key (the key
+    // protected like the refresh token), or only the path it is read from
+    // at each use (credential_source.h), never its content.
+    std::string certificate_pem;      // PEM CERTIFICATE blocks (public)
+    Secret private_key_pem;           // PEM private key of certificate_pem
+    std::string assertion_alg;        // PS256 or RS256 for a certificate; "" otherwise
+    std::string credential_from;      // --credential-from PATH, as given
     std::string scope;                // space separated
     std::string ca_file;              // empty: system CAs
     bool allow_insecure_http = false; // tests only

@@ -1,11 +1,14 @@
 #include "tokenhelper/tokens.h"
 
+#include <cstdlib>
 #include <ctime>
 
 #include "common/margin.h"
 #include "common/protocol.h"
 #include "common/sanitize.h"
 #include "common/secret.h"
+#include "tokenhelper/app_token.h"
+#include "tokenhelper/credential_source.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/form.h"
 #include "tokenhelper/oauth.h"
@@ -109,6 +112,88 @@ TokenResult refresh_once(const Environment& env, HttpClient& http, const Account
     return t;
 }
 
+namespace {
+
+bool app_only(const AccountRecord& rec) { return rec.grant == "client_credentials"; }
+
+bool app_credential_of(const AccountRecord& rec, AppCredential& cred, std::string& err) {
+    cred = AppCredential();
+    if (!rec.credential_from.empty()) {
+        // Read at each use, from the environment of this process (the
+        // agent's LoadCredential= directory, the administrator's tooling).
+        if (!load_credential_from(rec.credential_from, std::getenv("CREDENTIALS_DIRECTORY"), cred, err))
+            return false;
+    } else if (!rec.private_key_pem.empty()) {
+        cred.kind = AppCredential::Kind::Certificate;
+        cred.certificate_pem = rec.certificate_pem;
+        cred.private_key_pem = rec.private_key_pem;
+        cred.source = "stored certificate";
+    } else if (!rec.client_secret.empty()) {
+        cred.kind = AppCredential::Kind::Secret;
+        cred.client_secret = rec.client_secret;
+        cred.source = "stored client secret";
+    } else {
+        err = "the app-only account '" + rec.account + "' has no stored credential; sign in again with "
+              "`mailoauth login " + rec.account + " --app ...` and a --client-secret-file, a --certificate "
+              "with its --private-key, or --credential-from";
+        return false;
+    }
+    if (!rec.assertion_alg.empty()) cred.assertion_alg = rec.assertion_alg;
+    return true;
+}
+
+std::string tenant_of(const std::string& authority) {
+    const std::size_t slash = authority.rfind('/');
+    return slash == std::string::npos ? "" : authority.substr(slash + 1);
+}
+
+}  // namespace
+
+TokenResult app_token_once(const Environment& env, HttpClient& http, const AccountRecord& rec,
+                           std::int64_t now) {
+    TokenResult t;
+    AppCredential cred;
+    std::string err;
+    if (!app_credential_of(rec, cred, err)) {
+        t.exit_code = kExitConfig;
+        t.error = "bad_credential";
+        t.message = err;
+        return t;
+    }
+    AppTokenParams p;
+    p.token_endpoint = rec.token_endpoint;
+    p.client_id = rec.client_id;
+    p.scope = rec.scope;
+    p.account = rec.account;
+    p.tenant = tenant_of(rec.authority);
+    p.http = http_options(env, rec.ca_file, rec.allow_insecure_http);
+    AppTokenResult r = request_app_token(http, p, cred, now);
+    if (r.exit_code != 0) {
+        t.exit_code = r.exit_code;
+        t.error = r.error;
+        t.message = r.message;
+        return t;
+    }
+    t.record = rec;
+    t.record.access_token = r.tokens.access_token;
+    t.record.access_expires_at = now + r.tokens.expires_in;
+    t.record.access_lifetime = r.tokens.expires_in;
+    t.record.last_error.clear();
+    t.record.last_error_at = 0;
+    t.refreshed = true;
+    return t;
+}
+
+namespace {
+
+// A new access token: by the refresh token, or for an app-only account by
+// the client-credentials grant (there is no refresh token).
+TokenResult renew_once(const Environment& env, HttpClient& http, const AccountRecord& rec, std::int64_t now) {
+    return app_only(rec) ? app_token_once(env, http, rec, now) : refresh_once(env, http, rec, now);
+}
+
+}  // namespace
+
 // get_access_token and renew_if_due: lead moves "now" ahead for the
 // freshness checks only, so that a token about to enter the margin counts
 // as inside it already.
@@ -159,12 +244,15 @@ static TokenResult obtain_token(const Environment& env, const Store& store, Http
         return t;
     }
 
-    TokenResult t = refresh_once(env, http, rec, now);
+    TokenResult t = renew_once(env, http, rec, now);
     if (t.exit_code != 0) {
         note_failure(store, rec, t.message, now);
         // Still valid for a while (just inside the margin) and the failure is
         // temporary: better to hand out the current token than to defer mail.
-        if (t.exit_code == kExitTempFail && !force_refresh && !rec.access_token.empty() &&
+        // An app-only account's token stays good whatever happened to its
+        // credential since (a secret that expired, a file that moved):
+        // status and doctor show the failure while mail still flows.
+        if ((t.exit_code == kExitTempFail || app_only(rec)) && !force_refresh && !rec.access_token.empty() &&
             rec.access_expires_at - 60 > now) {
             TokenResult ok;
             ok.record = rec;

@@ -56,6 +56,14 @@ bool access_token_fresh(const AccountRecord& r, std::int64_t now, long configure
 TokenResult refresh_once(const Environment& env, HttpClient& http, const AccountRecord& rec,
                          std::int64_t now);
 
+// Gets a new access token for an app-only account (grant
+// client_credentials) with its credential: the stored secret or
+// certificate, or the one read now from its credential_from path (with
+// $CREDENTIALS_DIRECTORY from this process's environment).  One HTTP
+// request.  Exposed for tests.
+TokenResult app_token_once(const Environment& env, HttpClient& http, const AccountRecord& rec,
+                           std::int64_t now);
+
 }  // namespace mailoauth
 
 #endif

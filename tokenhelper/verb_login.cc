@@ -165,6 +165,7 @@ int verb_login(const Parsed& p, const Environment& env, HttpClient& http) {
     if (!valid_account_name(account))
         return fail("'" + account + "' is not a valid account name (letters, digits and @._+- only, "
                     "e.g. alice@example.com)", kExitUsage);
+    if (p.has("app")) return login_app(p, env, http);  // verb_login_app.cc
     Store store(env.store_dir);
     std::string err;
     if (!store.open(true, err)) return fail(err, kExitConfig);

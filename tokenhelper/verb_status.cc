@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/sanitize.h"
+#include "tokenhelper/app_account.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/provider.h"
 #include "tokenhelper/store.h"
@@ -103,12 +104,24 @@ int verb_status(const Parsed& p, const Environment& env, HttpClient&) {
             continue;
         }
         long margin = env.refresh_margin(a);
+        const bool app = is_app_only(r);
+        const AppCredentialInfo cred = app ? describe_app_credential(r, now) : AppCredentialInfo();
         if (json) {
-            arr.push_back(JsonObject()
-                              .str("account", r.account)
-                              .str("user", r.user)
-                              .str("provider", r.provider)
-                              .str("grant", r.grant)
+            JsonObject o;
+            o.str("account", r.account)
+                .str("user", r.user)
+                .str("provider", r.provider)
+                .str("grant", r.grant)
+                .str("kind", app ? "app-only" : "delegated");
+            if (app) {
+                o.str("credential_source", cred.source).str("credential_problem", cred.problem);
+                if (cred.have_certificate)
+                    o.str("certificate_thumbprint", cred.certificate.sha1_hex)
+                        .num("certificate_expires_at", cred.certificate.not_after)
+                        .str("certificate_warning", cred.warning)
+                        .str("assertion_alg", r.assertion_alg.empty() ? "PS256" : r.assertion_alg);
+            }
+            arr.push_back(o
                               .str("authority", r.authority)
                               .str("cloud", r.cloud)
                               .str("issuer", r.issuer)
@@ -134,15 +147,32 @@ int verb_status(const Parsed& p, const Environment& env, HttpClient&) {
             if (r.authority.empty() && r.issuer.empty())
                 std::printf("  token endpoint: %s\n", r.token_endpoint.c_str());
             std::printf("  client id:      %s\n", r.client_id.c_str());
+            if (app) {
+                std::printf("  kind:           app-only (client credentials): the app uses the mailbox %s\n",
+                            r.user.c_str());
+                std::string c = cred.source;
+                if (cred.have_certificate)
+                    c += ", thumbprint " + cred.certificate.sha1_hex + " (" +
+                         (r.assertion_alg.empty() ? std::string("PS256") : r.assertion_alg) + "), " +
+                         (cred.expired ? "expired " : "valid until ") + when(cred.certificate.not_after, now);
+                std::printf("  credential:     %s\n", c.c_str());
+                if (!cred.problem.empty()) std::printf("                  %s\n", cred.problem.c_str());
+                if (!cred.warning.empty()) std::printf("  warning:        %s\n", cred.warning.c_str());
+            } else {
+                std::printf("  kind:           delegated (a person signed in)\n");
+            }
             if (r.access_token.empty() || r.access_expires_at <= 0)
                 std::printf("  access token:   none yet (one is fetched at the next use)\n");
             else
                 std::printf("  access token:   %s %s\n",
                             access_token_fresh(r, now, margin) ? "valid until" : "expired or due for refresh at",
                             when(r.access_expires_at, now).c_str());
-            std::printf("  refresh token:  obtained %s\n", when(r.refresh_obtained_at, now).c_str());
+            if (app)
+                std::printf("  refresh token:  none (a new access token comes from the app's credential)\n");
+            else
+                std::printf("  refresh token:  obtained %s\n", when(r.refresh_obtained_at, now).c_str());
             const Provider* prov = find_provider(r.provider);
-            if (prov != nullptr && prov->refresh_lifetime.seconds > 0 && r.refresh_obtained_at > 0)
+            if (!app && prov != nullptr && prov->refresh_lifetime.seconds > 0 && r.refresh_obtained_at > 0)
                 std::printf("                  %s until %s if unused\n",
                             prov->refresh_lifetime.sliding ? "valid" : "expires",
                             when(r.refresh_obtained_at + prov->refresh_lifetime.seconds, now).c_str());

@@ -87,3 +87,10 @@ mailoauth-clean-sendmail-etc:
 TESTS += tests/e2e/test_sendmail.py
 EXTRA_DIST += tests/e2e/test_sendmail.py tests/e2e/clients/sendmail.mc.in \
 	tests/e2e/clients/authinfo.in tests/e2e/clients/access.in
+
+# Issue 11: app-only accounts (client credentials) served by the agent to
+# chrooted Postfix (certificate; secret from $CREDENTIALS_DIRECTORY), to
+# imtest, pop3test and mbsync through the plugin; a wrong mailbox refused.
+# Needs root and the packages above.
+TESTS += tests/e2e/test_app_only.py
+EXTRA_DIST += tests/e2e/test_app_only.py

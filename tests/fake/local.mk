@@ -7,6 +7,3 @@ EXTRA_DIST += tests/fake/fake_idp_providers.py tests/lib/browser.py
 # Its client-credentials grant for app-only accounts (tests/fake/fake_idp_app.py).
 TESTS += tests/fake/test_fake_idp_app.py
 EXTRA_DIST += tests/fake/fake_idp_app.py tests/fake/test_fake_idp_app.py
-# The C++ client-credentials request (tests/unit/app_token_driver) against it.
-TESTS += tests/fake/test_app_token_driver.py
-EXTRA_DIST += tests/fake/test_app_token_driver.py

@@ -24,3 +24,7 @@ EXTRA_DIST += tests/helper/test_sanitize_peers.py
 # Issue 11: the agent renews tokens before they are needed (agent_renew.cc).
 TESTS += tests/helper/test_agent_renew.py
 EXTRA_DIST += tests/helper/test_agent_renew.py
+# Issue 11: app-only accounts (login --app, client credentials at expiry,
+# status and doctor), against the fake's client-credentials grant.
+TESTS += tests/helper/test_app_login.py
+EXTRA_DIST += tests/helper/test_app_login.py

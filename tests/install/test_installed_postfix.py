@@ -65,6 +65,10 @@ MAILOAUTH = "/usr/bin/mailoauth"
 STORE = "/var/lib/mailoauth"
 CONFIG = "/etc/mailoauth.conf"
 ACCOUNT = "relay@example.com"
+APP_ACCOUNT = "relay-app"
+APP_CLIENT = "99999999-8888-7777-6666-555555555555"
+APP_TENANT = "contoso.onmicrosoft.com"
+APP_SECRET = "Qx8~installed-app-only.secret_value-0123456789"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 CHECKS = [
@@ -79,6 +83,9 @@ CHECKS = [
      "no problem (README.Debian)"),
     ("relay", "chrooted Postfix relays a sendmail message with XOAUTH2 "
      "through the system plugin and the agent; it lands in Dovecot"),
+    ("app-only", "an app-only account (mailoauth login --app, client secret) "
+     "in %s: chrooted Postfix relays through the agent with its token; it "
+     "lands in Dovecot" % STORE),
     ("refused", "a caller not in allow_users (nobody) is refused through "
      "the plugin, and the agent logs the refusal"),
     ("chroot", "Postfix's chroot holds nothing mailoauth-related (no "
@@ -207,6 +214,30 @@ def login(setup):
                                               setup.redact(err)))
 
 
+def app_login(setup):
+    """An app-only account for the mailbox ACCOUNT, signed in as user
+    mailoauth with a client secret file it owns (issue 11)."""
+    setup._secrets.add(APP_SECRET)
+    setup.idp.register_app(APP_CLIENT, tenant=APP_TENANT, mailbox=ACCOUNT,
+                           secret=APP_SECRET)
+    secret_file = setup.path("app.secret")
+    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(APP_SECRET + "\n")
+    user = pwd.getpwnam("mailoauth")
+    os.chown(secret_file, user.pw_uid, user.pw_gid)
+    r = run(["runuser", "-u", "mailoauth", "--", MAILOAUTH, "--store", STORE,
+             "login", APP_ACCOUNT, "--app", "--client-id", APP_CLIENT,
+             "--authority", setup.idp.authority(APP_TENANT), "--ca-file",
+             setup.ca.ca_file, "--user", ACCOUNT, "--client-secret-file",
+             secret_file], env={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8"},
+            cwd="/")
+    setup.outputs.append(("mailoauth login --app", r.stdout + r.stderr))
+    if r.returncode != 0:
+        raise AssertionError("login --app: exit %d: %s" % (
+            r.returncode, setup.redact(r.stderr)))
+
+
 def doctor(setup, agent, socket_name):
     """README.Debian's two doctor commands; (ok, explanation)."""
     env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8"}
@@ -306,7 +337,8 @@ def main():
             "# written by tests/install/test_installed_postfix.py; the "
             "previous file is restored\n# when it ends (see README.Debian)"
             "\nagent_socket = %s\n\n[account %s]\nallow_users = postfix\n"
-            % (socket_name, ACCOUNT))
+            "\n[account %s]\nallow_users = postfix\n"
+            % (socket_name, ACCOUNT, APP_ACCOUNT))
 
         try:
             login(setup)
@@ -365,6 +397,25 @@ def main():
         finally:
             pf.stop()
             setup.outputs.append(("postfix log", pf.log()))
+
+        # Issue 11: an app-only account, served by the same agent.
+        app_pf = None
+        try:
+            app_login(setup)
+            app_pf = mailenv.Postfix(
+                setup.work.path, setup.dovecot.ports["submission"],
+                setup.ca.ca_file, sasl_passwords={APP_ACCOUNT: "unused"},
+                mechanism_filter="xoauth2", chroot=True, environment={},
+                name="postfix-installed-app")
+            app_pf.start()
+            ok, why = relay(setup, app_pf)
+            report.record("app-only", ok, why)
+        except Exception:
+            report.record("app-only", False, traceback.format_exc())
+        finally:
+            if app_pf is not None:
+                app_pf.stop()
+                setup.outputs.append(("postfix log (app-only)", app_pf.log()))
 
         mark = agent.log()
         try:

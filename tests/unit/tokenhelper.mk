@@ -80,13 +80,6 @@ tests_unit_test_app_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la 
 	$(JSONCPP_LIBS) $(UNIT_LDADD)
 TESTS += tests/unit/test_app
 
-# A driver (not a test) for tests/fake/test_app_token_driver.py: the C++
-# client-credentials request against the fake provider's own verifier.
-check_PROGRAMS += tests/unit/app_token_driver
-tests_unit_app_token_driver_SOURCES = tests/unit/app_token_driver.cc
-tests_unit_app_token_driver_CXXFLAGS = $(AM_CXXFLAGS) $(CURL_CFLAGS)
-tests_unit_app_token_driver_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la
-
 # The providers and the settings precedence (tokenhelper/provider*.cc,
 # providers.cc, settings.cc), with a fake HttpClient and a fake clock.
 check_PROGRAMS += tests/unit/test_providers
