@@ -76,12 +76,14 @@ def setUpModule():
 def tearDownModule():
     global SETUP
     setup, SETUP = SETUP, None
-    if setup is not None:
-        # msmtp's and imtest's debug output could carry a token's XOAUTH2
-        # form: the leak check looks for those too.
-        setup._secrets.update([f for s in list(setup.secrets()) if len(s) >= 8
-                               for f in xoauth2_forms(s)])
-    sasllib.stop_checking_leaks(setup)
+    try:
+        if setup is not None:
+            # msmtp's and imtest's debug output could carry a token's
+            # XOAUTH2 form: the leak check looks for those too.
+            setup._secrets.update([f for s in list(setup.secrets()) if len(s) >= 8
+                                   for f in xoauth2_forms(s)])
+    finally:
+        sasllib.stop_checking_leaks(setup)
 
 
 class Account:
