@@ -226,9 +226,11 @@ bool build_authorization_url(const BrowserFlowParams& p, const std::string& redi
 
 BrowserFlowResult run_browser_flow(HttpClient& http, const BrowserFlowParams& p, BrowserFlowUI& ui,
                                    const DeviceFlowClock& clock) {
+    // The explanations' {login} is the command to run again: with the
+    // flag, whether or not the caller named the account in its context.
     ErrorContext ctx = p.error_context;
-    if (ctx.account.empty())
-        ctx.account = (p.account.empty() ? std::string("ACCOUNT") : p.account) + (p.paste ? " --paste" : " --browser");
+    if (ctx.account.empty()) ctx.account = p.account.empty() ? std::string("ACCOUNT") : p.account;
+    ctx.account += p.paste ? " --paste" : " --browser";
     if (ctx.client_id.empty()) ctx.client_id = p.client_id;
 
     // The endpoints come from the command line, a stored record or a

@@ -94,3 +94,10 @@ EXTRA_DIST += tests/e2e/test_sendmail.py tests/e2e/clients/sendmail.mc.in \
 # Needs root and the packages above.
 TESTS += tests/e2e/test_app_only.py
 EXTRA_DIST += tests/e2e/test_app_only.py
+
+# Issue 10: browser sign-in (authorization code + PKCE, the scripted browser
+# of tests/lib/browser.py) per provider against the fake -- Microsoft global
+# and usgov, personal accounts, Google, a generic OIDC issuer, --paste --
+# then a refresh, IMAP through the plugin and msmtp through `mailoauth token`.
+TESTS += tests/e2e/test_providers.py
+EXTRA_DIST += tests/e2e/test_providers.py

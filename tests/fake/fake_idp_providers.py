@@ -60,6 +60,9 @@ Choices where the providers' documentation is silent or loose:
     (or 530033, a policy requiring a managed device) when redeemed.  The
     browser flow is not blocked.
   * Every token any of these issue is listed for /_fake/introspect.
+  * /_fake/secrets (issued_secrets(), what the leak checks look for) lists
+    the authorization codes, the Google client secret and every PKCE
+    code_verifier a token endpoint received.
 """
 import base64
 import hashlib
@@ -457,6 +460,11 @@ def redeem(st, provider, client_id, form, tenant=None):
     verifier = form.get("code_verifier", "")
     if not verifier:
         raise CodeError("missing", "code_verifier")
+    # The verifier is the client's secret, not the fake's, but it must
+    # never show either: listed with the issued secrets, the leak checks
+    # (tests/lib/tap.py, helperlib) look for it too.
+    if verifier not in st.issued:
+        st.issued.append(verifier)
     try:
         ok = s256(verifier) == c["challenge"]
     except UnicodeEncodeError:

@@ -28,3 +28,7 @@ EXTRA_DIST += tests/helper/test_agent_renew.py
 # status and doctor), against the fake's client-credentials grant.
 TESTS += tests/helper/test_app_login.py
 EXTRA_DIST += tests/helper/test_app_login.py
+# Issue 10: how the browser sign-in fails (state, code, error redirect,
+# listener, timeout, paste), device code refused, no secret shown.
+TESTS += tests/helper/test_browser_login.py
+EXTRA_DIST += tests/helper/test_browser_login.py
