@@ -285,6 +285,33 @@ class Providers(unittest.TestCase):
         self.imap_login(acct, "OAUTHBEARER")
         self.msmtp_sends(acct)
 
+    def test_oidc_device_flow(self):
+        """The same issuer without --browser: the device flow at the
+        discovered device_authorization_endpoint, approved at the fake."""
+        acct = Account(self.setup, "oidc-device")
+        argv = [sasllib.helper_path(), "login", ALICE, "--provider", "oidc",
+                "--issuer", self.idp.oidc_issuer(), "--client-id", "mailoauth",
+                "--ca-file", self.setup.ca.ca_file]
+        proc = subprocess.Popen(argv, env=acct.env, cwd=acct.dir,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            code = self.idp.wait_for_pending(timeout=15)
+            self.idp.approve(code, username=ALICE)
+            out, err = proc.communicate(timeout=30)
+        except BaseException:
+            proc.kill()
+            proc.communicate(timeout=10)
+            raise
+        self.setup.outputs.append(("mailoauth login oidc-device", out + err))
+        self.assertEqual(proc.returncode, 0, self.setup.redact(err))
+        rec = acct.record()
+        self.assertEqual((rec["provider"], rec["grant"]), ("oidc", "device"))
+        self.assertEqual(rec["device_endpoint"],
+                         self.idp.oidc_issuer() + "/protocol/openid-connect/auth/device")
+        self.assertEqual(self.idp.counters().get("oidc_device"), 1, self.idp.counters())
+        self.imap_login(acct, "XOAUTH2")
+
     def test_paste_with_scripted_user(self):
         acct = self.sign_in("ms-paste", *self.ms_args(), paste=True)
         self.assertIn("paste it here", self.setup.outputs[-1][1])
