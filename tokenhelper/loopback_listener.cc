@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 #include <netinet/in.h>
 #include <poll.h>
@@ -17,6 +16,13 @@
 namespace mailoauth {
 
 namespace {
+
+// Rounds a non-negative number of seconds (or ms) up, without libm: the
+// mailoauth program links only libc (tests/e2e/test_connect.py checks).
+long ceil_to_long(double x) {
+    long n = static_cast<long>(x);
+    return static_cast<double>(n) < x ? n + 1 : n;
+}
 
 std::string html_escape(std::string_view s) {
     std::string out;
@@ -215,7 +221,7 @@ ListenResult LoopbackListener::wait(std::string_view expected_state, double time
             return res;
         }
         if (now >= next_tick) {
-            if (tick) tick(static_cast<long>(std::ceil(deadline - now)));
+            if (tick) tick(ceil_to_long(deadline - now));
             next_tick = now + 1.0;
         }
         // Connections that did not send a whole request head in time.
@@ -230,7 +236,7 @@ ListenResult LoopbackListener::wait(std::string_view expected_state, double time
             pfds.push_back({c->fd.get(), POLLIN, 0});
             wake = std::min(wake, c->deadline);
         }
-        int ms = static_cast<int>(std::ceil(std::max(0.0, wake - now) * 1000.0));
+        int ms = static_cast<int>(ceil_to_long(std::max(0.0, wake - now) * 1000.0));
         int n = ::poll(pfds.data(), pfds.size(), std::max(ms, 1));
         if (n < 0) {
             if (errno == EINTR) continue;
