@@ -31,11 +31,11 @@ ACCOUNTS = 4
 
 class KillDuringRefresh(HelperTestCase):
     idp_options = {"interval": 1, "access_lifetime": 3600}
+    signed_in = True
 
     def setUp(self):
         super().setUp()
         self.idp.set_access_lifetime(3600)
-        self.login()
         # More accounts: copies of the first record under other names (the
         # fake keeps a rotated refresh token valid, as Microsoft does).
         self.accounts = [ACCOUNT] + ["%d.%s" % (n, ACCOUNT) for n in range(1, ACCOUNTS)]

@@ -22,11 +22,11 @@ GET = "version=1\naccount=%s\nprotocol=smtp\nhost=smtp.office365.com\nmechanism=
 
 class ShortLivedTokens(HelperTestCase):
     idp_options = {"interval": 1, "access_lifetime": 3600}
+    signed_in = True
 
     def setUp(self):
         super().setUp()
         self.idp.set_access_lifetime(3600)
-        self.login()
 
     def refreshes(self):
         return self.idp.counters().get("grant:refresh_token", 0)
@@ -125,10 +125,7 @@ class ShortLivedTokens(HelperTestCase):
 class StatusWithoutTimes(HelperTestCase):
     """Item 11: a record without a refresh time printed "obtained never
     (20789 days ago)", the age of the epoch."""
-
-    def setUp(self):
-        super().setUp()
-        self.login()
+    signed_in = True
 
     def test_unknown_times_have_no_age(self):
         before = self.mailoauth("status", ACCOUNT)
