@@ -23,10 +23,24 @@ const char kAuthority[] = "https://login.example.test/organizations";
 const char kClientId[] = "11111111-2222-3333-4444-555555555555";
 const char kDeviceCode[] = "DAQABIQEAAAB-device-code-SECRET-0815";
 
+// Where the flow sends its requests.  Before the provider seam the flow
+// derives both URLs from authority; with it, DeviceFlowParams names them
+// (device_endpoint, token_endpoint).  These set them where the struct has
+// them, so this test builds on either side of that change; the URLs are
+// the same.
+template <typename P>
+auto set_endpoints(P& p, int) -> decltype(p.device_endpoint = std::string(), void()) {
+    p.device_endpoint = std::string(kAuthority) + "/oauth2/v2.0/devicecode";
+    p.token_endpoint = std::string(kAuthority) + "/oauth2/v2.0/token";
+}
+template <typename P>
+void set_endpoints(P&, long) {}
+
 // The one place that builds DeviceFlowParams (the struct may grow fields).
 DeviceFlowParams params() {
     DeviceFlowParams p;
     p.authority = kAuthority;
+    set_endpoints(p, 0);
     p.client_id = kClientId;
     p.scope = "https://outlook.office.com/IMAP.AccessAsUser.All offline_access";
     p.account = "alice@example.com";
