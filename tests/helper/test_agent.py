@@ -217,10 +217,10 @@ class Agent:
 
 class AgentTestCase(HelperTestCase):
     idp_options = {"interval": 1, "access_lifetime": 3600}
-    signed_in = True
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.agent_count = 0
         self.agents = []
         self.idp.set_access_lifetime(3600)

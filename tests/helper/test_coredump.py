@@ -116,10 +116,10 @@ def wait_status(proc, timeout=30):
 
 class NoCoreDumps(HelperTestCase):
     idp_options = {"interval": 1, "access_lifetime": 3600}
-    signed_in = True
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
         self.uid, self.gid = run_as()
         self.assertNotEqual(self.uid, 0, "the processes under test must not run as root")

@@ -31,10 +31,10 @@ ACCOUNTS = 4
 
 class KillDuringRefresh(HelperTestCase):
     idp_options = {"interval": 1, "access_lifetime": 3600}
-    signed_in = True
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
         # More accounts: copies of the first record under other names (the
         # fake keeps a rotated refresh token valid, as Microsoft does).

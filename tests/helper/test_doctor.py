@@ -21,10 +21,10 @@ PLUGIN = os.path.join(os.environ.get("top_builddir", "."), "plugin", ".libs", "l
 
 class Doctor(HelperTestCase):
     idp_options = {"interval": 1, "access_lifetime": 3600}
-    signed_in = True
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
         self.plugin_dir = os.path.join(self.tmp, "sasl2")
         os.makedirs(self.plugin_dir)

@@ -22,10 +22,10 @@ GET = "version=1\naccount=%s\nprotocol=smtp\nhost=smtp.office365.com\nmechanism=
 
 class ShortLivedTokens(HelperTestCase):
     idp_options = {"interval": 1, "access_lifetime": 3600}
-    signed_in = True
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
 
     def refreshes(self):
@@ -125,7 +125,10 @@ class ShortLivedTokens(HelperTestCase):
 class StatusWithoutTimes(HelperTestCase):
     """Item 11: a record without a refresh time printed "obtained never
     (20789 days ago)", the age of the epoch."""
-    signed_in = True
+
+    def setUp(self):
+        super().setUp()
+        self.use_class_login()
 
     def test_unknown_times_have_no_age(self):
         before = self.mailoauth("status", ACCOUNT)

@@ -56,10 +56,10 @@ class Battery:
     """The cases.  A subclass provides exchange(raw) -> reply dict, with
     the reply's "status" checked to be present.  Each case starts with
     ACCOUNT signed in (a copy of the class's login)."""
-    signed_in = True
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
         self.start_server()
 

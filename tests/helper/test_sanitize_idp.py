@@ -108,11 +108,11 @@ class StoredError(SanitizeCase):
     agent."""
     # Access tokens that expire at once: every later use must refresh,
     # whatever the refresh margin.
-    signed_in = True
     template_access_lifetime = 1
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(1)
         self.addCleanup(self.idp.set_access_lifetime, 3600)
         self.wait_until_expired()      # the class's login: a second at most

@@ -15,10 +15,10 @@ from helperlib import ACCOUNT, HelperTestCase, ZzNoSecretsInOutput  # noqa: F401
 
 class Tokens(HelperTestCase):
     idp_options = {"interval": 1, "access_lifetime": 3600}
-    signed_in = True
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
 
     def test_cached_token_needs_no_request(self):

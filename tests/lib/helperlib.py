@@ -5,10 +5,10 @@ Every stderr/stdout the tests capture from mailoauth is remembered, so a
 module can end with a check that no token the fake ever issued appears in
 any of it (secrets must not reach logs or error messages).
 
-A class that sets signed_in = True starts each test with a store in which
-ACCOUNT is signed in: one device-flow login per class (into a template
-store), copied for each test.  A login costs more than a second of polling;
-a copy, a millisecond.
+A test that calls self.use_class_login() in its set-up starts with a store
+in which ACCOUNT is signed in: one device-flow login per class (into a
+template store), copied for each test.  A login costs more than a second of
+polling; a copy, a millisecond.
 """
 import atexit
 import os
@@ -135,15 +135,14 @@ def make_env(home, store, config, extra=None):
 class HelperTestCase(unittest.TestCase):
     """One fake identity provider per test class, one store per test.
 
-    signed_in = True: each test's store starts as a copy of a template in
-    which ACCOUNT signed in with the device flow (tokens issued for
-    template_access_lifetime seconds).  The template is made once per
-    class, and again when a test spoiled it at the provider (ClassIdP) or
-    its access token has aged template_max_age seconds.  A test that
-    checks the login itself calls self.login() instead."""
+    use_class_login() makes the test's store a copy of a template in which
+    ACCOUNT signed in with the device flow (tokens issued for
+    template_access_lifetime seconds).  The template is made at the first
+    call in a class, and again when a test spoiled it at the provider
+    (ClassIdP) or its access token has aged template_max_age seconds.  A
+    test that checks the login itself calls self.login() instead."""
 
     idp_options = {}
-    signed_in = False
     template_access_lifetime = 3600
     # Tests compare expires_at with an hour's token: keep its age well
     # inside the default 600 s refresh margin.
@@ -161,8 +160,6 @@ class HelperTestCase(unittest.TestCase):
         tap.add_secret_source(lambda: idp.issued_secrets() if idp.running() else ())
         cls.template = None
         cls.template_made_at = 0.0
-        if cls.signed_in:
-            cls.make_template()
 
     @classmethod
     def tearDownClass(cls):
@@ -203,12 +200,16 @@ class HelperTestCase(unittest.TestCase):
         self.write_config("http_timeout = 5\n")
         # Nothing a test left at the fake reaches the next.
         self.idp.clear_faults()
-        if self.signed_in:
-            cls = type(self)
-            if self.idp.spoils_template() or \
-                    time.monotonic() - cls.template_made_at > cls.template_max_age:
-                cls.make_template()
-            copy_store(cls.template, self.store)
+        self.idp.reset_counters()
+
+    def use_class_login(self):
+        """Makes this test's store a copy of the class's signed-in template
+        (made first, or again, when needed)."""
+        cls = type(self)
+        if self.idp.spoils_template() or cls.template is None or \
+                time.monotonic() - cls.template_made_at > cls.template_max_age:
+            cls.make_template()
+        copy_store(cls.template, self.store)
         self.idp.reset_counters()
 
     def write_config(self, text):
