@@ -220,11 +220,10 @@ class AgentTestCase(HelperTestCase):
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.agent_count = 0
         self.agents = []
         self.idp.set_access_lifetime(3600)
-        self.login()
-        self.idp.reset_counters()
 
     def tearDown(self):
         for a in self.agents:
@@ -760,7 +759,7 @@ class Load(AgentTestCase):
         self.idp.set_access_lifetime(1)
         self.assertEqual(self.mailoauth("token", ACCOUNT, "--force-refresh").rc, 0)
         self.idp.set_access_lifetime(3600)
-        time.sleep(1.5)
+        self.wait_until_expired()
         self.idp.reset_counters()
 
     def test_200_concurrent_requests_refresh_once(self):
@@ -795,7 +794,6 @@ class Load(AgentTestCase):
         # Every token is inside this margin one second after it was issued,
         # and valid for an hour.
         self.write_config("http_timeout = 10\nrefresh_margin = 3599\n")
-        time.sleep(1.1)
         a = self.agent()
         # Only the store's token can be inside the margin here: the helper
         # and the agent's cache clamp a margin to a third of the token's
@@ -805,6 +803,10 @@ class Load(AgentTestCase):
         # inside the margin during a refresh with a fake clock.
         for phase in ("from the store",):
             with self.subTest(phase=phase):
+                # The stored token is inside the margin once a second of
+                # its hour has passed (the helper counts whole seconds).
+                expires_at = int(self.record()["access_expires_at"])
+                time.sleep(max(0.0, expires_at - 3599 + 0.1 - time.time()))
                 self.forget_token_lifetime()
                 old = self.record()["access_token"]
                 self.idp.fault("token", "delay", count=1, seconds=3)
@@ -823,7 +825,6 @@ class Load(AgentTestCase):
                 self.assertGreater(first["elapsed"], 2.0)
                 self.assertEqual(self.refreshes(), 1)
                 self.idp.reset_counters()
-                time.sleep(1.1)       # the new token is inside the margin now
 
     def test_failures_are_shared_and_not_repeated(self):
         # The identity provider is down; the stored token has expired.

@@ -119,8 +119,8 @@ class NoCoreDumps(HelperTestCase):
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
-        self.login()
         self.uid, self.gid = run_as()
         self.assertNotEqual(self.uid, 0, "the processes under test must not run as root")
         # The unprivileged user needs to reach the store, the CA file and the

@@ -34,8 +34,8 @@ class KillDuringRefresh(HelperTestCase):
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
-        self.login()
         # More accounts: copies of the first record under other names (the
         # fake keeps a rotated refresh token valid, as Microsoft does).
         self.accounts = [ACCOUNT] + ["%d.%s" % (n, ACCOUNT) for n in range(1, ACCOUNTS)]

@@ -24,8 +24,8 @@ class Doctor(HelperTestCase):
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
-        self.login()
         self.plugin_dir = os.path.join(self.tmp, "sasl2")
         os.makedirs(self.plugin_dir)
         shutil.copy(PLUGIN, os.path.join(self.plugin_dir, "libmailoauth.so"))

@@ -12,12 +12,26 @@ import testca
 
 
 class Login(HelperTestCase):
+    """Each case runs its own login: the login is what they check.  The
+    polling rules in detail (interval, slow_down, expiry, errors) are
+    tests/unit/test_device_flow.cc's, with a fake clock; here they are seen
+    end to end, on the real clock, as briefly as they can be."""
     idp_options = {"interval": 1}
+
+    def device_polls(self):
+        return [r["t"] for r in self.idp.requests() if r.get("grant_type") == "device_code"]
+
+    def wait_for_polls(self, n, timeout=20):
+        """Waits until the fake has answered n device-code polls."""
+        deadline = time.monotonic() + timeout
+        while len(self.device_polls()) < n:
+            self.assertLess(time.monotonic(), deadline, "fewer than %d polls" % n)
+            time.sleep(0.05)
 
     def test_full_login_pending_then_approved(self):
         proc = self.spawn(*self.login_args())
         code = self.idp.wait_for_pending(timeout=15)
-        time.sleep(2.5)                     # let it poll while pending
+        self.wait_for_polls(1)              # it polled while pending
         self.idp.approve(code, username=ACCOUNT)
         r = self.finish(proc)
         self.assertEqual(r.rc, 0, r)
@@ -45,29 +59,24 @@ class Login(HelperTestCase):
     def test_polling_honours_interval(self):
         proc = self.spawn(*self.login_args())
         code = self.idp.wait_for_pending(timeout=15)
-        time.sleep(3.5)
+        self.wait_for_polls(2)              # two pending polls, then success
         self.idp.approve(code)
         self.assertEqual(self.finish(proc).rc, 0)
-        polls = [r["t"] for r in self.idp.requests() if r.get("grant_type") == "device_code"]
+        polls = self.device_polls()
         gaps = [b - a for a, b in zip(polls, polls[1:])]
-        self.assertTrue(gaps)
+        self.assertGreaterEqual(len(gaps), 2, polls)
         self.assertTrue(all(g >= 0.9 for g in gaps), gaps)   # interval is 1 s here
 
     def test_slow_down_adds_five_seconds(self):
+        # Approved before the first poll, which gets slow_down: the login
+        # ends at the next poll, 1 + 5 s later.
         self.idp.fault("token", "slow_down", count=1, grant_type="device_code")
         proc = self.spawn(*self.login_args())
-        code = self.idp.wait_for_pending(timeout=15)
-        # Wait for the slow_down answer and the next poll after it.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            polls = [r for r in self.idp.requests() if r.get("grant_type") == "device_code"]
-            if len(polls) >= 3:
-                break
-            time.sleep(0.2)
-        self.idp.approve(code)
+        self.idp.approve(self.idp.wait_for_pending(timeout=15))
         r = self.finish(proc)
         self.assertEqual(r.rc, 0, r)
-        polls = [r["t"] for r in self.idp.requests() if r.get("grant_type") == "device_code"]
+        polls = self.device_polls()
+        self.assertEqual(len(polls), 2, polls)
         gap = polls[1] - polls[0]             # the first poll got slow_down
         self.assertGreaterEqual(gap, 5.9, polls)   # interval 1 + 5
         self.assertLess(gap, 9, polls)
@@ -132,7 +141,7 @@ class Login(HelperTestCase):
         proc = self.spawn(*self.login_args())
         code = self.idp.wait_for_pending(timeout=15)
         self.idp.fault("token", "status", count=1, status=502, grant_type="device_code")
-        time.sleep(2.5)
+        self.wait_for_polls(1)              # answered 502
         self.idp.approve(code)
         r = self.finish(proc, timeout=40)
         self.assertEqual(r.rc, 0, r)

@@ -25,8 +25,8 @@ class ShortLivedTokens(HelperTestCase):
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
-        self.login()
 
     def refreshes(self):
         return self.idp.counters().get("grant:refresh_token", 0)
@@ -128,7 +128,7 @@ class StatusWithoutTimes(HelperTestCase):
 
     def setUp(self):
         super().setUp()
-        self.login()
+        self.use_class_login()
 
     def test_unknown_times_have_no_age(self):
         before = self.mailoauth("status", ACCOUNT)

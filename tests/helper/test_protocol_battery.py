@@ -54,13 +54,13 @@ def request(*lines, account=ACCOUNT):
 
 class Battery:
     """The cases.  A subclass provides exchange(raw) -> reply dict, with
-    the reply's "status" checked to be present."""
+    the reply's "status" checked to be present.  Each case starts with
+    ACCOUNT signed in (a copy of the class's login)."""
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
-        self.login()
-        self.idp.reset_counters()
         self.start_server()
 
     def refreshes(self):

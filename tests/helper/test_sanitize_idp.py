@@ -106,15 +106,16 @@ class StoredError(SanitizeCase):
     """A refresh that fails: the message goes to stderr, into the store's
     last_error, and out again through status, status --json, get and the
     agent."""
+    # Access tokens that expire at once: every later use must refresh,
+    # whatever the refresh margin.
+    template_access_lifetime = 1
 
     def setUp(self):
         super().setUp()
-        # Access tokens that expire at once: every later use must refresh,
-        # whatever the refresh margin.
+        self.use_class_login()
         self.idp.set_access_lifetime(1)
         self.addCleanup(self.idp.set_access_lifetime, 3600)
-        self.login()
-        time.sleep(1.5)
+        self.wait_until_expired()      # the class's login: a second at most
 
     def fail_next_refresh(self, form):
         self.idp.fault("token", "error", grant_type="refresh_token", error="invalid_request",

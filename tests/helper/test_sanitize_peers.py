@@ -98,7 +98,7 @@ class DoctorAsksAnImpostor(HelperTestCase):
     idp_options = {"interval": 1}
 
     def test_impostor_answer_in_each_form(self):
-        self.login()
+        self.use_class_login()
         plugin_dir = os.path.join(self.tmp, "sasl2")
         os.makedirs(plugin_dir)
         shutil.copy(pluginlib.PLUGIN, os.path.join(plugin_dir, "libmailoauth.so"))

@@ -18,9 +18,8 @@ class Tokens(HelperTestCase):
 
     def setUp(self):
         super().setUp()
+        self.use_class_login()
         self.idp.set_access_lifetime(3600)
-        self.login()
-        self.idp.reset_counters()
 
     def test_cached_token_needs_no_request(self):
         rec = self.record()
@@ -58,9 +57,11 @@ class Tokens(HelperTestCase):
         self.assertNotEqual(self.record()["refresh_token"], before["refresh_token"])
 
     def test_expired_access_token_is_refreshed(self):
-        self.idp.set_access_lifetime(2)
-        self.mailoauth("token", ACCOUNT, "--force-refresh")
-        time.sleep(2.5)
+        self.idp.set_access_lifetime(1)
+        self.assertEqual(self.mailoauth("token", ACCOUNT, "--force-refresh").rc, 0)
+        old = self.record()["access_token"]
+        self.wait_until_expired()
+        self.assertFalse(self.idp.valid_access_token(old))     # expired at the provider too
         r = self.mailoauth("--refresh-margin", "0", "token", ACCOUNT)
         self.assertEqual(r.rc, 0, r)
         self.assertTrue(self.idp.valid_access_token(r.out.strip()))
@@ -126,7 +127,7 @@ class Tokens(HelperTestCase):
         self.idp.set_access_lifetime(1)
         self.mailoauth("token", ACCOUNT, "--force-refresh")
         self.idp.set_access_lifetime(3600)
-        time.sleep(1.5)
+        self.wait_until_expired()
         self.idp.reset_counters()
         procs = [self.spawn("--refresh-margin", "0", "token", ACCOUNT) for _ in range(32)]
         results = [self.finish(p) for p in procs]

@@ -4,15 +4,23 @@ the fake identity provider.
 Every stderr/stdout the tests capture from mailoauth is remembered, so a
 module can end with a check that no token the fake ever issued appears in
 any of it (secrets must not reach logs or error messages).
+
+A test that calls self.use_class_login() in its set-up starts with a store
+in which ACCOUNT is signed in: one device-flow login per class (into a
+template store), copied for each test.  A login costs more than a second of
+polling; a copy, a millisecond.
 """
+import atexit
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
 import unittest
 
 import tap
+import testca
 from fakeidp import FakeIdP
 
 MAILOAUTH = os.environ.get("MAILOAUTH_BIN") or os.path.join(
@@ -33,18 +41,125 @@ class Run:
         return f"<rc={self.rc} elapsed={self.elapsed:.1f}s stderr={self.err!r}>"
 
 
+class ClassIdP(FakeIdP):
+    """The fake of one test class.  It notes when a test did something at
+    the provider that the class's template store (see HelperTestCase) does
+    not survive: tokens revoked, the fake reset, the client or tenant
+    lists changed, or refresh tokens revoked on rotation (then every
+    refresh by one test's copy revokes the refresh token all copies share).
+    A rotated refresh token alone spoils nothing: the old one stays valid,
+    as at Microsoft."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.template_spoiled = False
+
+    def spoils_template(self):
+        """True when the template must be made again; clears the note."""
+        spoiled, self.template_spoiled = self.template_spoiled, False
+        return spoiled or self.rotation_revokes_old
+
+    def revoke_access_tokens(self, *args, **kw):
+        self.template_spoiled = True
+        return super().revoke_access_tokens(*args, **kw)
+
+    def revoke_refresh_tokens(self, *args, **kw):
+        self.template_spoiled = True
+        return super().revoke_refresh_tokens(*args, **kw)
+
+    def reset(self):
+        self.template_spoiled = True
+        self.rotation_revokes_old = False
+        return super().reset()
+
+    def set_config(self, **kw):
+        if "rotation_revokes_old" in kw:
+            self.rotation_revokes_old = bool(kw["rotation_revokes_old"])
+        if "client_ids" in kw or "unknown_tenants" in kw:
+            self.template_spoiled = True
+        return super().set_config(**kw)
+
+
+_shared_ca = []
+
+
+def shared_ca_dir():
+    """One test CA for every class of this process: making one costs
+    openssl half a second.  Removed when the process exits."""
+    if not _shared_ca:
+        d = tempfile.mkdtemp(prefix="mailoauth-test-ca-")
+        atexit.register(shutil.rmtree, d, True)
+        testca.ensure(d)
+        _shared_ca.append(d)
+    return _shared_ca[0]
+
+
+def copy_store(src, dst):
+    """A copy of store directory src at dst: its regular files (records,
+    lock files), with their modes, owners and times."""
+    st = os.stat(src)
+    os.mkdir(dst, 0o700)
+    os.chmod(dst, stat.S_IMODE(st.st_mode))
+    os.chown(dst, st.st_uid, st.st_gid)
+    for name in os.listdir(src):
+        path = os.path.join(src, name)
+        fst = os.lstat(path)
+        if not stat.S_ISREG(fst.st_mode):
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        target = os.path.join(dst, name)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            os.fchmod(fd, stat.S_IMODE(fst.st_mode))
+            os.fchown(fd, fst.st_uid, fst.st_gid)
+        finally:
+            os.close(fd)
+        os.utime(target, ns=(fst.st_atime_ns, fst.st_mtime_ns))
+
+
+def make_env(home, store, config, extra=None):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "MAILOAUTH_STORE": store,
+        "MAILOAUTH_CONFIG": config,
+    }
+    if extra:
+        env.update(extra)
+    return env
+
+
 class HelperTestCase(unittest.TestCase):
-    """One fake identity provider per test class, one store per test."""
+    """One fake identity provider per test class, one store per test.
+
+    use_class_login() makes the test's store a copy of a template in which
+    ACCOUNT signed in with the device flow (tokens issued for
+    template_access_lifetime seconds).  The template is made at the first
+    call in a class, and again when a test spoiled it at the provider
+    (ClassIdP) or its access token has aged template_max_age seconds.  A
+    test that checks the login itself calls self.login() instead."""
 
     idp_options = {}
+    template_access_lifetime = 3600
+    # Tests compare expires_at with an hour's token: keep its age well
+    # inside the default 600 s refresh margin.
+    template_max_age = 300
 
     @classmethod
     def setUpClass(cls):
         cls.workdir = tempfile.mkdtemp(prefix="mailoauth-test-")
-        cls.idp = FakeIdP(os.path.join(cls.workdir, "idp"), **cls.idp_options)
+        options = dict(cls.idp_options)
+        if "cert" not in options:
+            options.setdefault("ca", shared_ca_dir())
+        cls.idp = ClassIdP(os.path.join(cls.workdir, "idp"), **options)
         cls.idp.start()
         idp = cls.idp
         tap.add_secret_source(lambda: idp.issued_secrets() if idp.running() else ())
+        cls.template = None
+        cls.template_made_at = 0.0
 
     @classmethod
     def tearDownClass(cls):
@@ -52,11 +167,49 @@ class HelperTestCase(unittest.TestCase):
         cls.idp.stop()
         shutil.rmtree(cls.workdir, ignore_errors=True)
 
+    @classmethod
+    def make_template(cls):
+        """A device-flow login of ACCOUNT into a new template store."""
+        home = tempfile.mkdtemp(prefix="template-", dir=cls.workdir)
+        store = os.path.join(home, "store")
+        config = os.path.join(home, "mailoauth.conf")
+        with open(config, "w") as f:
+            f.write("http_timeout = 5\n")
+        cls.idp.clear_faults()
+        cls.idp.set_access_lifetime(cls.template_access_lifetime)
+        proc = subprocess.Popen([MAILOAUTH, *login_args(cls.idp, ACCOUNT)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=make_env(home, store, config))
+        try:
+            cls.idp.approve(cls.idp.wait_for_pending(timeout=15), username=ACCOUNT)
+        finally:
+            out, err = proc.communicate(timeout=60)
+            captured_output.append(("login", err))
+        if proc.returncode != 0:
+            raise AssertionError("the class's login failed: %r" % Run(proc.returncode, out, err, 0))
+        cls.idp.spoils_template()          # what came before is made good
+        old, cls.template = cls.template, store
+        cls.template_made_at = time.monotonic()
+        if old:
+            shutil.rmtree(os.path.dirname(old), ignore_errors=True)
+
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="case-", dir=self.workdir)
         self.store = os.path.join(self.tmp, "store")
         self.config = os.path.join(self.tmp, "mailoauth.conf")
         self.write_config("http_timeout = 5\n")
+        # Nothing a test left at the fake reaches the next.
+        self.idp.clear_faults()
+        self.idp.reset_counters()
+
+    def use_class_login(self):
+        """Makes this test's store a copy of the class's signed-in template
+        (made first, or again, when needed)."""
+        cls = type(self)
+        if self.idp.spoils_template() or cls.template is None or \
+                time.monotonic() - cls.template_made_at > cls.template_max_age:
+            cls.make_template()
+        copy_store(cls.template, self.store)
         self.idp.reset_counters()
 
     def write_config(self, text):
@@ -64,16 +217,7 @@ class HelperTestCase(unittest.TestCase):
             f.write(text)
 
     def env(self, extra=None):
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": self.tmp,
-            "LANG": "C.UTF-8",
-            "MAILOAUTH_STORE": self.store,
-            "MAILOAUTH_CONFIG": self.config,
-        }
-        if extra:
-            env.update(extra)
-        return env
+        return make_env(self.tmp, self.store, self.config, extra)
 
     def mailoauth(self, *args, stdin=None, timeout=60, env=None):
         t0 = time.monotonic()
@@ -93,8 +237,7 @@ class HelperTestCase(unittest.TestCase):
         return Run(proc.returncode, out, err, time.monotonic() - t0)
 
     def login_args(self, account=ACCOUNT, *extra):
-        return ["login", account, "--client-id", self.idp.client_id,
-                "--authority", self.idp.authority(), "--ca-file", self.idp.ca_file, *extra]
+        return login_args(self.idp, account, *extra)
 
     def login(self, account=ACCOUNT, username=None, extra=()):
         """A complete device-code login, approved by the fake's 'user'."""
@@ -139,6 +282,13 @@ class HelperTestCase(unittest.TestCase):
             f.truncate()
             f.write("\n".join(lines) + "\n\n")
 
+    def wait_until_expired(self, account=ACCOUNT):
+        """Sleeps until the stored access token's expiry (a second at most
+        after a refresh with access lifetime 1): the helper then sees it
+        expired whatever the margin, and so does the provider."""
+        expires_at = int(self.record(account)["access_expires_at"])
+        time.sleep(max(0.0, expires_at + 0.05 - time.time()))
+
     def forget_token_lifetime(self, account=ACCOUNT):
         """Makes the record look written before token lifetimes were stored,
         so the configured refresh margin applies unclamped (common/margin.h).
@@ -152,6 +302,11 @@ class HelperTestCase(unittest.TestCase):
             f.seek(0)
             f.write(data.replace(b"\naccess_lifetime=", b"\nunused_lifetime=", 1))
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def login_args(idp, account=ACCOUNT, *extra):
+    return ["login", account, "--client-id", idp.client_id,
+            "--authority", idp.authority(), "--ca-file", idp.ca_file, *extra]
 
 
 class ZzNoSecretsInOutput(unittest.TestCase):

@@ -38,6 +38,17 @@ tests_unit_test_margin_CXXFLAGS = $(UNIT_CXXFLAGS)
 tests_unit_test_margin_LDADD = $(UNIT_LDADD)
 TESTS += tests/unit/test_margin
 
+# The rules of the device flow's polling (tokenhelper/device_flow.cc) and of
+# refreshing (tokenhelper/tokens.cc), with a scripted HTTP client and a fake
+# clock: what tests/helper/ would wait minutes of wall-clock time for.
+check_PROGRAMS += tests/unit/test_flow_rules
+tests_unit_test_flow_rules_SOURCES = tests/unit/tap_main.cc \
+	tests/unit/test_device_flow.cc tests/unit/test_refresh_rules.cc
+tests_unit_test_flow_rules_CXXFLAGS = $(UNIT_CXXFLAGS) -pthread
+tests_unit_test_flow_rules_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
+tests_unit_test_flow_rules_LDFLAGS = -pthread
+TESTS += tests/unit/test_flow_rules
+
 # mailoauth connect: the line parsers before the hand-over and the
 # pass-through after it (tokenhelper/connect_proto.cc, connect_relay.cc).
 check_PROGRAMS += tests/unit/test_connect
