@@ -7,7 +7,7 @@ common_libcommon_la_SOURCES = \
 	common/protocol.h common/protocol.cc \
 	common/config.h common/config.cc \
 	common/msgio.h common/msgio.cc \
-	common/fd.h \
+	common/fd.h common/json_quote.h \
 	common/sha256.h common/sha256.cc \
 	common/margin.h \
 	common/socket_name.h common/socket_name.cc \

@@ -51,6 +51,40 @@ Outcome TokenBroker::get(const std::string& account, bool force, const std::stri
     return o;
 }
 
+Outcome TokenBroker::run_fetch(const std::string& account, const std::function<Outcome()>& fetch,
+                               std::string& after, std::int64_t& done) {
+    Outcome o;
+    try {
+        o = fetch();
+    } catch (const std::exception& e) {
+        o = Outcome();
+        o.status = kExitTempFail;
+        o.error = "internal";
+        o.message = std::string("internal error: ") + e.what();
+    }
+    try {
+        after = hooks_.version(account);
+    } catch (...) {
+    }
+    done = hooks_.now();
+    return o;
+}
+
+void TokenBroker::keep_token(Slot& s, const Outcome& o, const std::string& after, std::int64_t done,
+                             std::int64_t retry_at) {
+    s.have = true;
+    s.token = o.access_token;
+    s.expires_at = o.expires_at;
+    s.lifetime = o.lifetime;
+    s.user = o.user;
+    s.version = after;
+    s.failed = false;
+    s.failure = Outcome();
+    s.retry_at = retry_at;
+    s.failure_version = after;
+    if (o.refreshed) s.refreshed_at = done;
+}
+
 Outcome TokenBroker::renew(const std::string& account, const std::function<Outcome()>& fetch) {
     std::shared_ptr<Slot> slot = slot_for(account);
     Slot& s = *slot;
@@ -65,21 +99,9 @@ Outcome TokenBroker::renew(const std::string& account, const std::function<Outco
     }
     s.busy = true;
     lk.unlock();
-    Outcome o;
-    try {
-        o = fetch();
-    } catch (const std::exception& e) {
-        o = Outcome();
-        o.status = kExitTempFail;
-        o.error = "internal";
-        o.message = std::string("internal error: ") + e.what();
-    }
     std::string after;
-    try {
-        after = hooks_.version(account);
-    } catch (...) {
-    }
-    const std::int64_t done = hooks_.now();
+    std::int64_t done = 0;
+    Outcome o = run_fetch(account, fetch, after, done);
     lk.lock();
     s.busy = false;
     o.source = Outcome::Source::Fetched;
@@ -87,17 +109,7 @@ Outcome TokenBroker::renew(const std::string& account, const std::function<Outco
     // (completed); after a failure they go on as if no renewal had run.
     if (o.status == 0 && o.warning.empty()) {
         ++s.completed;
-        s.have = true;
-        s.token = o.access_token;
-        s.expires_at = o.expires_at;
-        s.lifetime = o.lifetime;
-        s.user = o.user;
-        s.version = after;
-        s.failed = false;
-        s.failure = Outcome();
-        s.retry_at = 0;
-        s.failure_version = after;
-        if (o.refreshed) s.refreshed_at = done;
+        keep_token(s, o, after, done, 0);
     }
     s.cv.notify_all();
     return o;
@@ -189,39 +201,18 @@ Outcome TokenBroker::obtain(const std::string& account, bool force, const std::s
             ++fetches_;
         }
         lk.unlock();
-        Outcome o;
-        try {
-            o = hooks_.fetch(account, force, rejected_tail);
-        } catch (const std::exception& e) {
-            o = Outcome();
-            o.status = kExitTempFail;
-            o.error = "internal";
-            o.message = std::string("internal error: ") + e.what();
-        }
         std::string after;
-        try {
-            after = hooks_.version(account);
-        } catch (...) {
-        }
-        const std::int64_t done = hooks_.now();
+        std::int64_t done = 0;
+        Outcome o = run_fetch(
+            account, [&] { return hooks_.fetch(account, force, rejected_tail); }, after, done);
         lk.lock();
         s.busy = false;
         ++s.completed;
         o.source = Outcome::Source::Fetched;
         if (o.status == 0) {
-            s.have = true;
-            s.token = o.access_token;
-            s.expires_at = o.expires_at;
-            s.lifetime = o.lifetime;
-            s.user = o.user;
-            s.version = after;
-            s.failed = false;
-            s.failure = Outcome();
             // A warning means the refresh failed and the old token was
             // served: back off before trying again.
-            s.retry_at = o.warning.empty() ? 0 : done + kRetryAfterFailure;
-            s.failure_version = after;
-            if (o.refreshed) s.refreshed_at = done;
+            keep_token(s, o, after, done, o.warning.empty() ? 0 : done + kRetryAfterFailure);
         } else {
             s.failed = true;
             s.failure = Outcome();
@@ -238,6 +229,22 @@ Outcome TokenBroker::obtain(const std::string& account, bool force, const std::s
         s.cv.notify_all();
         return o;
     }
+}
+
+Outcome outcome_of(const TokenResult& t, const std::string& account) {
+    Outcome o;
+    o.status = t.exit_code;
+    o.error = t.error.empty() && t.exit_code != 0 ? "failed" : t.error;
+    o.message = t.message;
+    o.warning = t.warning;
+    o.refreshed = t.refreshed;
+    if (t.exit_code == 0) {
+        o.access_token = t.record.access_token;
+        o.expires_at = t.record.access_expires_at;
+        o.lifetime = t.record.access_lifetime;
+        o.user = t.record.user.empty() ? account : t.record.user;
+    }
+    return o;
 }
 
 }  // namespace mailoauth::agent

@@ -16,6 +16,10 @@
 
 #include "common/secret.h"
 
+namespace mailoauth {
+struct TokenResult;
+}
+
 namespace mailoauth::agent {
 
 // A token this close to expiry is not handed out, not even while a refresh
@@ -113,6 +117,13 @@ private:
     Outcome obtain(const std::string& account, bool force, const std::string& rejected_tail);
     std::shared_ptr<Slot> slot_for(const std::string& account);
     static Outcome from_cache(const Slot& s, Outcome::Source src);
+    // Runs fetch with the slot unlocked: an exception becomes a temporary
+    // failure; after is the store's version once it ran, done the time.
+    Outcome run_fetch(const std::string& account, const std::function<Outcome()>& fetch,
+                      std::string& after, std::int64_t& done);
+    // A fetch gave a working token: the slot serves it from now on.
+    static void keep_token(Slot& s, const Outcome& o, const std::string& after, std::int64_t done,
+                           std::int64_t retry_at);
 
     Hooks hooks_;
     std::function<void(const std::string&, const Outcome&)> observer_;
@@ -120,6 +131,10 @@ private:
     std::map<std::string, std::shared_ptr<Slot>> slots_;
     std::uint64_t fetches_ = 0;
 };
+
+// What get_access_token or renew_if_due (tokens.h) gave, as the broker's
+// Outcome; the user on the wire defaults to the account.
+Outcome outcome_of(const TokenResult& t, const std::string& account);
 
 }  // namespace mailoauth::agent
 

@@ -351,18 +351,7 @@ Outcome renew_account(const Environment& env, HttpClient& http, const std::strin
         return o;
     }
     TokenResult t = renew_if_due(env, store, http, account, window);
-    o.status = t.exit_code;
-    o.error = t.error.empty() && t.exit_code != 0 ? "failed" : t.error;
-    o.message = t.message;
-    o.warning = t.warning;
-    o.refreshed = t.refreshed;
-    if (t.exit_code == 0) {
-        o.access_token = t.record.access_token;
-        o.expires_at = t.record.access_expires_at;
-        o.lifetime = t.record.access_lifetime;
-        o.user = t.record.user.empty() ? account : t.record.user;
-    }
-    return o;
+    return outcome_of(t, account);
 }
 
 }  // namespace mailoauth::agent

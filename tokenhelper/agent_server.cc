@@ -183,18 +183,7 @@ Outcome Server::fetch(const std::string& account, bool force, const std::string&
         return o;
     }
     TokenResult t = get_access_token(env_, store, http_, account, force, rejected_tail);
-    o.status = t.exit_code;
-    o.error = t.error.empty() && t.exit_code != 0 ? "failed" : t.error;
-    o.message = t.message;
-    o.warning = t.warning;
-    o.refreshed = t.refreshed;
-    if (t.exit_code == 0) {
-        o.access_token = t.record.access_token;
-        o.expires_at = t.record.access_expires_at;
-        o.lifetime = t.record.access_lifetime;
-        o.user = t.record.user.empty() ? account : t.record.user;
-    }
-    return o;
+    return outcome_of(t, account);
 }
 
 bool Server::peek(const std::string& account, Outcome& out) {

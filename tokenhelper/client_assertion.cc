@@ -12,6 +12,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "common/json_quote.h"
 #include "common/sanitize.h"
 
 namespace mailoauth {
@@ -135,26 +136,6 @@ bool fill_info(const X509* cert, CertificateInfo& out, std::string& err) {
     }
     ERR_clear_error();
     return true;
-}
-
-// A JSON string literal: the client ID and the audience come from the
-// command line, so a quote or a control character in them must not break
-// the token's JSON.
-std::string json_string(const std::string& s) {
-    std::string o = "\"";
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') {
-            o += '\\';
-            o += static_cast<char>(c);
-        } else if (c < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            o += buf;
-        } else {
-            o += static_cast<char>(c);
-        }
-    }
-    return o + "\"";
 }
 
 // A random UUID (version 4): Entra remembers each jti to refuse a replay.
@@ -289,8 +270,8 @@ bool make_client_assertion(const ClientAssertionParams& p, Secret& out, std::str
     else
         header += "\"x5t\":\"" + info.x5t + "\"}";
     const std::string claims =
-        "{\"aud\":" + json_string(p.audience) + ",\"iss\":" + json_string(p.client_id) +
-        ",\"sub\":" + json_string(p.client_id) + ",\"jti\":\"" + jti +
+        "{\"aud\":" + json_quote(p.audience) + ",\"iss\":" + json_quote(p.client_id) +
+        ",\"sub\":" + json_quote(p.client_id) + ",\"jti\":\"" + jti +
         "\",\"nbf\":" + std::to_string(p.now - kAssertionBackdate) +
         ",\"iat\":" + std::to_string(p.now) +
         ",\"exp\":" + std::to_string(p.now + kAssertionLifetime) + "}";

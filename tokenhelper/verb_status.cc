@@ -5,6 +5,7 @@
 #include <ctime>
 #include <unistd.h>
 
+#include "common/json_quote.h"
 #include "common/sanitize.h"
 #include "tokenhelper/app_account.h"
 #include "tokenhelper/errors.h"
@@ -17,30 +18,6 @@
 namespace mailoauth {
 
 namespace {
-
-// A JSON string literal.  status --json writes its few fields by hand so
-// that the program does not load jsoncpp (see http_module.h).
-std::string json_quote(const std::string& v) {
-    std::string o = "\"";
-    for (unsigned char c : v) {
-        switch (c) {
-        case '"': o += "\\\""; break;
-        case '\\': o += "\\\\"; break;
-        case '\n': o += "\\n"; break;
-        case '\r': o += "\\r"; break;
-        case '\t': o += "\\t"; break;
-        default:
-            if (c < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                o += buf;
-            } else {
-                o += static_cast<char>(c);
-            }
-        }
-    }
-    return o + "\"";
-}
 
 // One JSON object, written in the order the fields are added.
 class JsonObject {
