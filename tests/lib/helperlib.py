@@ -182,9 +182,12 @@ class HelperTestCase(unittest.TestCase):
                                 env=make_env(home, store, config))
         try:
             cls.idp.approve(cls.idp.wait_for_pending(timeout=15), username=ACCOUNT)
-        finally:
             out, err = proc.communicate(timeout=60)
-            captured_output.append(("login", err))
+        except BaseException:
+            proc.kill()              # it would poll until the code expires
+            captured_output.append(("login", proc.communicate()[1]))
+            raise
+        captured_output.append(("login", err))
         if proc.returncode != 0:
             raise AssertionError("the class's login failed: %r" % Run(proc.returncode, out, err, 0))
         cls.idp.spoils_template()          # what came before is made good
