@@ -360,6 +360,15 @@ def main():
                     argv, r.returncode, r.stderr.strip()))
         report.record("store", not denied, *denied)
 
+        # Issue 11: the app-only account is signed in now, beside the
+        # delegated one, so that doctor (below) finds both served; its relay
+        # is checked after the delegated account's.
+        app_login_error = None
+        try:
+            app_login(setup)
+        except Exception:
+            app_login_error = traceback.format_exc()
+
         # The units, as test_packages.sh starts them.
         try:
             unit = socketunit.SocketUnit(socket_name)
@@ -401,7 +410,8 @@ def main():
         # Issue 11: an app-only account, served by the same agent.
         app_pf = None
         try:
-            app_login(setup)
+            if app_login_error:
+                raise AssertionError(app_login_error)
             app_pf = mailenv.Postfix(
                 setup.work.path, setup.dovecot.ports["submission"],
                 setup.ca.ca_file, sasl_passwords={APP_ACCOUNT: "unused"},
