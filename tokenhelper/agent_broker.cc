@@ -45,6 +45,36 @@ Outcome TokenBroker::from_cache(const Slot& s, Outcome::Source src) {
     return o;
 }
 
+bool TokenBroker::fresh(Slot& s, const std::string& account, const std::string& version, std::int64_t now) {
+    if (s.have && version != s.version) {
+        s.have = false;  // the store changed under us: login, logout, another refresher
+        s.token.clear();
+    }
+    if (!s.have) return false;
+    // Clamped for tokens issued for less than three margins, as the
+    // store's own check is: else a short-lived token would never be
+    // served from here.
+    const long margin = effective_refresh_margin(hooks_.margin(account), s.lifetime);
+    return s.expires_at - margin > now;
+}
+
+bool TokenBroker::cached(const std::string& account, Outcome& out) {
+    std::shared_ptr<Slot> slot;
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = slots_.find(account);
+        if (it == slots_.end()) return false;
+        slot = it->second;
+    }
+    {
+        std::lock_guard<std::mutex> lk(slot->mu);
+        if (!fresh(*slot, account, hooks_.version(account), hooks_.now())) return false;
+        out = from_cache(*slot, Outcome::Source::Cache);
+    }
+    if (observer_) observer_(account, out);
+    return true;
+}
+
 Outcome TokenBroker::get(const std::string& account, bool force, const std::string& rejected_tail) {
     Outcome o = obtain(account, force, rejected_tail);
     if (o.status == 0 && observer_) observer_(account, o);
@@ -130,18 +160,11 @@ Outcome TokenBroker::obtain(const std::string& account, bool force, const std::s
 
     for (;;) {
         const std::int64_t now = hooks_.now();
-        // Clamped for tokens issued for less than three margins, as the
-        // store's own check is: else a short-lived token would never be
-        // served from here.
-        const long margin = effective_refresh_margin(hooks_.margin(account), s.have ? s.lifetime : 0);
         const std::string version = hooks_.version(account);
-        if (s.have && version != s.version) {
-            s.have = false;  // the store changed under us: login, logout, another refresher
-            s.token.clear();
-        }
+        const bool good = fresh(s, account, version, now);
         const bool still_valid = s.have && s.expires_at - kMinValidity > now;
         if (s.have) {
-            if (!force && s.expires_at - margin > now) return from_cache(s, Outcome::Source::Cache);
+            if (!force && good) return from_cache(s, Outcome::Source::Cache);
             const bool replaced = tail_known ? !protocol::names_token(rejected_tail, s.token.reveal())
                                              : s.completed > arrival && s.token != rejected;
             if (force && replaced && still_valid) return from_cache(s, Outcome::Source::Cache);

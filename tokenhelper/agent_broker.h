@@ -78,6 +78,10 @@ public:
     // (protocol key "rejected"), when given, names that token by its id
     // (protocol::token_id: a hash, never characters of the token).
     Outcome get(const std::string& account, bool force, const std::string& rejected_tail = "");
+    // get() without waiting and without a fetch: true with out set (and
+    // the observer told) only when the cache holds a token that get()
+    // would hand out at once; false changes nothing and says nothing.
+    bool cached(const std::string& account, Outcome& out);
     // How many fetches have run, over all accounts (tests).
     std::uint64_t fetches() const;
 
@@ -116,6 +120,10 @@ private:
     };
     Outcome obtain(const std::string& account, bool force, const std::string& rejected_tail);
     std::shared_ptr<Slot> slot_for(const std::string& account);
+    // With s.mu held: drops a token the store no longer has (login,
+    // logout, another refresher), then says whether the token is good
+    // beyond the account's margin.  version: the store's, read now.
+    bool fresh(Slot& s, const std::string& account, const std::string& version, std::int64_t now);
     static Outcome from_cache(const Slot& s, Outcome::Source src);
     // Runs fetch with the slot unlocked: an exception becomes a temporary
     // failure; after is the store's version once it ran, done the time.

@@ -264,6 +264,15 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
                          now);
             return;
         }
+        // Most requests: a token from the cache, answered here at once
+        // (a hand-over to a worker would cost more than the answer).
+        std::string taken;
+        try {
+            if (server.serve_at_once(conn.get(), cred, taken)) return;
+        } catch (const std::exception& e) {
+            logmsg_limited(LOG_ERR, "fastpath", "request failed: %s", e.what());
+            return;  // conn closes: the caller sees the agent fail, as for a worker's exception
+        }
         // Root and the agent's own user can read the store anyway; anyone
         // else gets a share of the connections.
         const bool capped = cred.uid != 0 && cred.uid != self;
@@ -298,9 +307,9 @@ int run(const Options& opts, const Environment& env, HttpClient& http) {
         const int fd = conn.get();
         bool queued = false;
         try {
-            queued = pool.submit([release, &server, fd, cred] {
+            queued = pool.submit([release, &server, fd, cred, taken = std::move(taken)]() mutable {
                 try {
-                    server.serve(fd, cred);
+                    server.serve(fd, cred, std::move(taken));
                 } catch (const std::exception& e) {
                     logmsg(LOG_ERR, "request failed: %s", e.what());
                 }

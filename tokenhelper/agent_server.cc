@@ -84,6 +84,25 @@ void send_error(int fd, const std::string& error, const std::string& description
     send_reply(fd, m, status);
 }
 
+void send_token(int fd, const std::string& account, const Outcome& o, const std::string& who, bool force) {
+    protocol::Message m;
+    if (!protocol::build_token_reply(m, o.access_token.reveal(), o.expires_at, o.user, o.lifetime)) {
+        send_error(fd, "bad_response", "the stored token or user name cannot be sent", kExitTempFail);
+        return;
+    }
+    logmsg(LOG_DEBUG, "token of %s (%s) to %s%s", account.c_str(), o.access_token.fingerprint().c_str(),
+           who.c_str(), force ? " (forced refresh)" : "");
+    send_reply(fd, m, 0);
+}
+
+// The length of the whole request at the start of text (through the blank
+// line that ends it), or 0 while it is incomplete.
+std::size_t request_length(std::string_view text) {
+    if (!text.empty() && text[0] == '\n') return 1;
+    std::size_t end = text.find("\n\n");
+    return end == std::string_view::npos ? 0 : end + 2;
+}
+
 }  // namespace
 
 Identities::Identities()
@@ -166,7 +185,8 @@ Server::Server(const Environment& env, HttpClient& http)
           // One refresh by this process or another: the lock wait and the
           // HTTP request, as get_access_token bounds them.
           std::chrono::milliseconds((2 * env.http_timeout + 15) * 1000),
-      }) {}
+      }),
+      self_(::geteuid()) {}
 
 Outcome Server::fetch(const std::string& account, bool force, const std::string& rejected_tail) {
     Outcome o;
@@ -214,24 +234,56 @@ void Server::serve(int fd) {
         send_error(fd, "forbidden", "not allowed by mailoauth.conf: the agent cannot identify the caller", kExitConfig);
         return;
     }
-    serve(fd, caller, now);
+    serve(fd, caller, now, std::string());
 }
 
-void Server::serve(int fd, const struct ucred& cred) {
+void Server::serve(int fd, const struct ucred& cred) { serve(fd, cred, std::string()); }
+
+bool Server::serve_at_once(int fd, const struct ucred& cred, std::string& taken) {
+    taken.clear();
+    // Requests are a few hundred bytes; a longer one takes the full path,
+    // which reads the rest.
+    char chunk[2048];
+    ssize_t n = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (n <= 0) return false;
+    taken.assign(chunk, static_cast<std::size_t>(n));
+    wipe_memory(chunk, sizeof chunk);
+    const std::size_t len = request_length(taken);
+    protocol::Request req;
+    protocol::Problem problem;
+    // Only a whole request and nothing after it: what a caller sends.
+    if (len != taken.size() || !protocol::parse_request(taken, req, problem) || !problem.error.empty() ||
+        req.force_refresh || !valid_account_name(req.account))
+        return false;
+    Caller caller;
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    identities_.caller(cred, caller, now);
+    Decision d = check_caller(allow_list_for(env_.cfg, req.account), caller, self_,
+                              [this, now](const std::string& name, gid_t& gid) {
+                                  return identities_.group(name, gid, now);
+                              });
+    Outcome o;
+    if (!d.allowed || !broker_.cached(req.account, o)) return false;
+    wipe_string(taken);
+    taken.clear();
+    send_token(fd, req.account, o, describe(caller), false);
+    return true;
+}
+
+void Server::serve(int fd, const struct ucred& cred, std::string taken) {
     // The credentials the kernel recorded at connect() do not change: the
     // accept loop's reading is as good as a second one.
     Caller caller;
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
     identities_.caller(cred, caller, now);
-    serve(fd, caller, now);
+    serve(fd, caller, now, std::move(taken));
 }
 
-void Server::serve(int fd, const Caller& caller, std::int64_t now) {
+void Server::serve(int fd, const Caller& caller, std::int64_t now, std::string buf) {
     std::string err;
     const std::string who = describe(caller);
     // What a caller can repeat at will is logged once a minute per uid.
     const std::string bad_key = "bad:" + std::to_string(caller.uid);
-    std::string buf;
     if (!read_request(fd, buf, err)) {
         logmsg_limited(LOG_WARNING, bad_key, "%s: bad request: %s", who.c_str(), err.c_str());
         send_error(fd, "bad_request", err, kExitDataErr);
@@ -253,7 +305,7 @@ void Server::serve(int fd, const Caller& caller, std::int64_t now) {
         send_error(fd, problem.error, problem.description, kExitDataErr);
         return;
     }
-    Decision d = check_caller(allow_list_for(env_.cfg, account), caller, ::geteuid(),
+    Decision d = check_caller(allow_list_for(env_.cfg, account), caller, self_,
                               [this, now](const std::string& name, gid_t& gid) {
                                   return identities_.group(name, gid, now);
                               });
@@ -276,15 +328,8 @@ void Server::serve(int fd, const Caller& caller, std::int64_t now) {
         logmsg(LOG_WARNING, "%s: %s", account.c_str(), one_line(o.warning).c_str());
     if (o.source == Outcome::Source::RateLimited)
         logmsg_limited(LOG_WARNING, "force:" + account, "%s: %s", account.c_str(), o.warning.c_str());
-    protocol::Message m;
     if (o.status == 0) {
-        if (!protocol::build_token_reply(m, o.access_token.reveal(), o.expires_at, o.user, o.lifetime)) {
-            send_error(fd, "bad_response", "the stored token or user name cannot be sent", kExitTempFail);
-            return;
-        }
-        logmsg(LOG_DEBUG, "token of %s (%s) to %s%s", account.c_str(), o.access_token.fingerprint().c_str(),
-               who.c_str(), force ? " (forced refresh)" : "");
-        send_reply(fd, m, 0);
+        send_token(fd, account, o, who, force);
         return;
     }
     // Once a minute per account and status: a caller asking in a loop for

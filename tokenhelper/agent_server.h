@@ -81,12 +81,21 @@ public:
     void serve(int fd);
     // The same with the caller's SO_PEERCRED, as the accept loop read it.
     void serve(int fd, const struct ucred& cred);
+    // The accept loop's fast path, which needs no worker thread: a whole
+    // request already waiting, from a caller the allow lists admit, for a
+    // token the broker's cache holds (no refresh, no forced refresh).
+    // Answered here and true; anything else (a request still arriving, an
+    // error to report and log, a refresh) is false, with what was read
+    // from fd in taken, for serve(fd, cred, taken) to go on from.
+    bool serve_at_once(int fd, const struct ucred& cred, std::string& taken);
+    // serve(fd, cred) for a request of which taken was read already.
+    void serve(int fd, const struct ucred& cred, std::string taken);
     TokenBroker& broker() { return broker_; }
     // SIGHUP: look users and groups up again.
     void forget_identities() { identities_.forget(); }
 
 private:
-    void serve(int fd, const Caller& caller, std::int64_t now);
+    void serve(int fd, const Caller& caller, std::int64_t now, std::string buf);
     Outcome fetch(const std::string& account, bool force, const std::string& rejected_tail);
     bool peek(const std::string& account, Outcome& out);
     std::string version(const std::string& account);
@@ -95,6 +104,7 @@ private:
     HttpClient& http_;
     TokenBroker broker_;
     Identities identities_;
+    const uid_t self_;  // the agent's effective uid (allowed as the store's owner)
     // When the store was last searched for what crashed saves left
     // (Store::open); at most once per kLeftoverScanSeconds here, since
     // every save removes its own account's leftovers anyway.

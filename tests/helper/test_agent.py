@@ -359,6 +359,32 @@ class Serving(AgentTestCase):
         # A short deadline (2 s): a caller that dawdles holds a thread.
         self.assertLess(time.monotonic() - t0, 4)
 
+    def test_request_in_pieces_is_served(self):
+        # The accept loop answers a whole request for a cached token itself;
+        # the first piece of a request still arriving goes to a worker with
+        # the connection, which reads the rest.  Both halves count: a piece
+        # lost between them would leave an unparsable request.
+        a = self.agent()
+        self.assertEqual(ask(a.name)["status"], 0)   # cached
+        text = request_text(ACCOUNT, False).encode()
+        for cut in (1, len(text) // 2, len(text) - 1):
+            with self.subTest(cut=cut):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(20)
+                s.connect(address(a.name))
+                s.sendall(text[:cut])
+                time.sleep(0.2)                       # accepted and looked at by now
+                s.sendall(text[cut:])
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                s.close()
+                self.assertIn(b"status=0\n", data)
+                self.assertIn(b"access_token=", data)
+
     def test_revoked_login_is_status_77(self):
         a = self.agent()
         self.idp.revoke_refresh_tokens(ACCOUNT)
@@ -580,9 +606,12 @@ class AccessControl(AgentTestCase):
 
     def test_connections_per_uid_are_capped(self):
         # An allowed uid may hold 128 connections at once (kMaxConnectionsPerUid);
-        # the next gets "busy" at once, and root is still served.
+        # the next that needs a worker (here a forced refresh) gets "busy" at
+        # once, and root is still served.  A request the accept loop answers
+        # from the agent's cache needs no worker, and is answered even then.
         self.write_config("http_timeout = 5\n[account %s]\nallow_users = 4242\n" % ACCOUNT)
         a = self.agent()
+        self.assertEqual(ask(a.name)["status"], 0)   # the token is in the agent's cache
 
         def hog():
             conns = []
@@ -593,9 +622,11 @@ class AccessControl(AgentTestCase):
                 conns.append(c)
             time.sleep(0.3)                     # all accepted and in threads
             t0 = time.monotonic()
-            extra = ask(a.name)
+            extra = ask(a.name, force=True)
             extra.pop("raw_end", None)
             extra["elapsed"] = time.monotonic() - t0
+            cached = ask(a.name)
+            extra["cached_status"] = cached["status"]
             for c in conns:
                 c.close()
             return extra
@@ -603,6 +634,7 @@ class AccessControl(AgentTestCase):
         root_reply = ask(a.name)
         extra = collect(reader, pid)
         self.assertEqual(root_reply["status"], 0, root_reply)
+        self.assertEqual(extra["cached_status"], 0, extra)
         self.assertEqual(extra.get("status"), 75, extra)
         self.assertEqual(extra["error"], "busy")
         self.assertIn("128 requests of uid 4242", extra["error_description"])

@@ -193,6 +193,7 @@ class BrokerTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(rejected_tail_names_the_token);
     CPPUNIT_TEST(relogin_drops_cache);
     CPPUNIT_TEST(forced_refresh_is_rate_limited);
+    CPPUNIT_TEST(cached_answers_only_what_get_would_at_once);
     CPPUNIT_TEST_SUITE_END();
 
     std::atomic<std::int64_t> now_{1000000};
@@ -279,6 +280,41 @@ public:
         CPPUNIT_ASSERT_EQUAL(2, fetches_.load());
         // Accounts are separate.
         b.get("bob", false);
+        CPPUNIT_ASSERT_EQUAL(3, fetches_.load());
+    }
+
+    // The accept loop's fast path asks cached(): yes only for a token get()
+    // would serve from its cache; every other case is left to get(), and
+    // cached() itself never fetches or waits.
+    void cached_answers_only_what_get_would_at_once() {
+        TokenBroker b(hooks());
+        std::vector<std::string> observed;
+        b.set_observer([&](const std::string& account, const Outcome&) { observed.push_back(account); });
+        Outcome o;
+        CPPUNIT_ASSERT(!b.cached("alice", o));  // never asked: nothing cached
+        CPPUNIT_ASSERT_EQUAL(0, fetches_.load());
+        b.get("alice", false);
+        CPPUNIT_ASSERT(b.cached("alice", o));
+        CPPUNIT_ASSERT_EQUAL(0, o.status);
+        CPPUNIT_ASSERT_EQUAL(std::string("token-1-0123456789"), o.access_token.reveal());
+        CPPUNIT_ASSERT_EQUAL(std::string("alice@example.com"), o.user);
+        CPPUNIT_ASSERT(o.source == Outcome::Source::Cache);
+        // The renewal hears of tokens served this way too.
+        CPPUNIT_ASSERT_EQUAL(std::size_t(2), observed.size());
+        CPPUNIT_ASSERT(!b.cached("bob", o));
+        // Inside the margin: get() would refresh, so not here.
+        now_ += 3600 - 599;
+        CPPUNIT_ASSERT(!b.cached("alice", o));
+        CPPUNIT_ASSERT_EQUAL(1, fetches_.load());
+        b.get("alice", false);  // refreshed
+        CPPUNIT_ASSERT(b.cached("alice", o));
+        CPPUNIT_ASSERT_EQUAL(std::string("token-2-0123456789"), o.access_token.reveal());
+        // The store changed (login, logout, another refresher): not served
+        // again from memory, and get() goes to the store.
+        ++version_;
+        CPPUNIT_ASSERT(!b.cached("alice", o));
+        CPPUNIT_ASSERT(!b.cached("alice", o));
+        CPPUNIT_ASSERT(b.get("alice", false).source == Outcome::Source::Fetched);
         CPPUNIT_ASSERT_EQUAL(3, fetches_.load());
     }
 
