@@ -87,7 +87,10 @@ int verb_get(const Parsed& p, const Environment& env, HttpClient& http) {
     if (!valid_account_name(account))
         return reply_error("bad_request", "'" + account + "' is not a valid account name", kExitDataErr);
     Store store(env.store_dir);
-    if (!store.open(false, err))
+    // Without the search for crashed saves' temp files: this runs at every
+    // login, and every save removes its own account's leftovers (token,
+    // status, login and logout search the whole store).
+    if (!store.open(false, err, false))
         return reply_error("store_error", err + "; sign in first with: mailoauth login " + account, kExitConfig);
     TokenResult t = get_access_token(env, store, http, account, req.force_refresh, req.rejected);
     if (t.exit_code != 0) return reply_error(t.error.empty() ? "failed" : t.error, t.message, t.exit_code);

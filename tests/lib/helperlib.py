@@ -289,8 +289,15 @@ class HelperTestCase(unittest.TestCase):
         """Sleeps until the stored access token's expiry (a second at most
         after a refresh with access lifetime 1): the helper then sees it
         expired whatever the margin, and so does the provider."""
-        expires_at = int(self.record(account)["access_expires_at"])
+        rec = self.record(account)
+        expires_at = int(rec["access_expires_at"])
         time.sleep(max(0.0, expires_at + 0.05 - time.time()))
+        # The helper stores whole seconds counted from its own clock reading,
+        # the provider its exact time of issue: the provider's expiry may
+        # come up to a second later.
+        deadline = time.monotonic() + 3
+        while self.idp.valid_access_token(rec["access_token"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def forget_token_lifetime(self, account=ACCOUNT):
         """Makes the record look written before token lifetimes were stored,
