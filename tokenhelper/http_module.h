@@ -59,6 +59,8 @@ public:
                          const HttpOptions& opts) override;
     HttpResult get(const std::string& url, const HttpOptions& opts) override;
     bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) override;
+    // Whether a request loaded the module (and with it libcurl and TLS).
+    bool loaded() const { return impl_ != nullptr; }
 
 private:
     HttpClient* client(std::string& why);

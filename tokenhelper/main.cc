@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 #include "tokenhelper/commands.h"
@@ -57,7 +58,17 @@ int main(int argc, char** argv) {
         std::vector<std::string> args(argv + 1, argv + argc);
         // libcurl is loaded only if a request is really made.
         mailoauth::LazyHttpClient http;
-        return mailoauth::run_command(args, http);
+        const int rc = mailoauth::run_command(args, http);
+        if (http.loaded()) {
+            // The network stack's clean-up at exit (OpenSSL and libcurl
+            // free every table they built, some thirty libraries run their
+            // destructors) only delays the caller: the plugin waits for our
+            // exit.  What we saved is synced already, and stdio is flushed
+            // here; the kernel frees the rest.
+            std::fflush(nullptr);
+            _exit(rc);
+        }
+        return rc;
     } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "mailoauth: out of memory\n");
         return mailoauth::kExitTempFail;
