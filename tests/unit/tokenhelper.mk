@@ -40,10 +40,11 @@ TESTS += tests/unit/test_margin
 
 # The rules of the device flow's polling (tokenhelper/device_flow.cc) and of
 # refreshing (tokenhelper/tokens.cc), with a scripted HTTP client and a fake
-# clock: what tests/helper/ would wait minutes of wall-clock time for.
+# clock: what tests/helper/ would wait minutes of wall-clock time for; and
+# the countdown's minutes:seconds (tokenhelper/timefmt.cc).
 check_PROGRAMS += tests/unit/test_flow_rules
 tests_unit_test_flow_rules_SOURCES = tests/unit/tap_main.cc tests/unit/fake_http.h \
-	tests/unit/test_device_flow.cc tests/unit/test_refresh_rules.cc
+	tests/unit/test_device_flow.cc tests/unit/test_refresh_rules.cc tests/unit/test_timefmt.cc
 tests_unit_test_flow_rules_CXXFLAGS = $(UNIT_CXXFLAGS) -pthread
 tests_unit_test_flow_rules_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
 tests_unit_test_flow_rules_LDFLAGS = -pthread
