@@ -21,9 +21,6 @@ about the provider's latency.
 """
 import math
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 
@@ -34,63 +31,20 @@ STEADY = "carol@example.com"  # an hour-long token: no expiry during the run
 SLOW_MS = 250                 # a login this slow waited for the provider
 
 
-def login_as(env, account):
-    """A device-flow `mailoauth login ACCOUNT`, approved by the fake."""
-    proc = subprocess.Popen(
-        [env.mailoauth, "login", account, "--client-id", env.idp.client_id,
-         "--authority", env.idp.authority(), "--ca-file", env.idp.ca_file],
-        env=env.env(False), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        env.idp.approve(env.idp.wait_for_pending(timeout=15), username=account)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    if proc.returncode != 0:
-        raise RuntimeError("mailoauth login %s failed (%d): %s"
-                           % (account, proc.returncode, err[-2000:]))
-
-
 class Agent:
     """`mailoauth agent --foreground` with its own mailoauth.conf."""
 
     def __init__(self, env, name, extra_conf):
         self.socket = "@mailoauth-bench-expiry-%d-%s" % (os.getpid(), name)
-        self.config = os.path.join(env.work.path, "agent-%s.conf" % name)
-        with open(env.config) as f:
-            text = f.read()
-        with open(self.config, "w") as f:
-            f.write(text + extra_conf)
-        self.log_path = os.path.join(env.work.path, "agent-%s.log" % name)
+        self.config = env.config_with("agent-%s.conf" % name, extra_conf)
         e = env.env(False)
         e["MAILOAUTH_CONFIG"] = self.config
-        with open(self.log_path, "w") as log:
-            self.proc = subprocess.Popen(
-                [env.mailoauth, "agent", "--foreground", "--socket",
-                 self.socket], env=e, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 15
-        while "listening on" not in self.log():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("agent did not start: " + self.log()[-1000:])
-            time.sleep(0.02)
-
-    def log(self):
-        with open(self.log_path) as f:
-            return f.read()
+        self.proc = B.AgentProcess(env.mailoauth, self.socket, e,
+                                   os.path.join(env.work.path,
+                                                "agent-%s.log" % name))
 
     def stop(self):
-        """SIGTERM exactly the agent started here."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        self.proc.stop()
 
 
 def ask(agent, account):
@@ -99,19 +53,7 @@ def ask(agent, account):
     req = ("version=1\naccount=%s\nprotocol=smtp\nhost=smtp.office365.com\n"
            "port=587\nmechanism=XOAUTH2\n\n" % account).encode()
     t0 = time.perf_counter()
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(30)
-    try:
-        s.connect("\0" + agent.socket[1:])
-        s.sendall(req)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
+    data = B.ask_agent(agent.socket, req)
     dt = time.perf_counter() - t0
     reply = dict(line.split("=", 1) for line in data.decode().splitlines()
                  if "=" in line)
@@ -146,8 +88,8 @@ def main():
     agents = {}
     with B.BenchEnv(top, dovecot=False, keep=args.keep) as env:
         env.login()
-        login_as(env, OTHER)
-        login_as(env, STEADY)     # keeps its hour-long token
+        env.login(OTHER)
+        env.login(STEADY)         # keeps its hour-long token
         env.idp.set_access_lifetime(args.lifetime)
         for _, account, _ in arms[:2]:
             r = env.run_helper("token", account, "--force-refresh")

@@ -17,6 +17,7 @@ import base64
 import imaplib
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -268,6 +269,16 @@ class BenchEnv:
         self.stop()
 
     # the agent -------------------------------------------------------------
+    def config_with(self, name, extra):
+        """A copy of mailoauth.conf with the lines EXTRA appended, as NAME
+        in the work directory; returns its path."""
+        path = os.path.join(self.work.path, name)
+        with open(self.config) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text + extra)
+        return path
+
     def start_agent(self, timeout=15):
         """`mailoauth agent --foreground` on an abstract socket of its own,
         and a second mailoauth.conf (self.agent_config) that points the
@@ -275,42 +286,18 @@ class BenchEnv:
         (root is always allowed; the plugin accepts an agent run by root)."""
         self.agent_socket = "@mailoauth-bench-%d-%d" % (os.getpid(),
                                                         time.monotonic_ns())
-        self.agent_config = os.path.join(self.work.path,
-                                         "mailoauth-agent.conf")
-        with open(self.config) as f:
-            text = f.read()
-        with open(self.agent_config, "w") as f:
-            f.write(text + "agent_socket = %s\n" % self.agent_socket)
+        self.agent_config = self.config_with(
+            "mailoauth-agent.conf", "agent_socket = %s\n" % self.agent_socket)
         self.agent_log = os.path.join(self.work.path, "agent.log")
-        with open(self.agent_log, "w") as log:
-            self.agent = subprocess.Popen(
-                [self.mailoauth, "agent", "--foreground", "--socket",
-                 self.agent_socket], env=self.env(False, agent=True),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=log)
-        deadline = time.monotonic() + timeout
-        while True:
-            with open(self.agent_log) as f:
-                text = f.read()
-            if "listening on" in text:
-                return
-            if self.agent.poll() is not None or time.monotonic() > deadline:
-                self.stop_agent()
-                raise RuntimeError("mailoauth agent did not start: %s"
-                                   % text[-1000:])
-            time.sleep(0.02)
+        self.agent = AgentProcess(self.mailoauth, self.agent_socket,
+                                  self.env(False, agent=True), self.agent_log,
+                                  timeout)
 
     def stop_agent(self):
         """SIGTERM exactly the agent started here."""
         if self.agent is None:
             return
-        if self.agent.poll() is None:
-            self.agent.send_signal(signal.SIGTERM)
-            try:
-                self.agent.wait(15)
-            except subprocess.TimeoutExpired:
-                self.agent.kill()
-                self.agent.wait(5)
+        self.agent.stop()
         self.agent = None
 
     # environment for the programs under test ----------------------------
@@ -345,25 +332,26 @@ class BenchEnv:
                               stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, timeout=timeout)
 
-    def login(self):
-        """A real `mailoauth login` (device flow), approved by the fake."""
+    def login(self, account=ACCOUNT):
+        """A real `mailoauth login ACCOUNT` (device flow), approved by the
+        fake."""
         proc = subprocess.Popen(
-            [self.mailoauth, "login", ACCOUNT, "--client-id",
+            [self.mailoauth, "login", account, "--client-id",
              self.idp.client_id, "--authority", self.idp.authority(),
              "--ca-file", self.idp.ca_file], env=self.env(False),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
         try:
             code = self.idp.wait_for_pending(timeout=15)
-            self.idp.approve(code, username=ACCOUNT)
+            self.idp.approve(code, username=account)
             _, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
         if proc.returncode != 0:
-            raise RuntimeError("mailoauth login failed (%d): %s"
-                               % (proc.returncode, err[-2000:]))
+            raise RuntimeError("mailoauth login %s failed (%d): %s"
+                               % (account, proc.returncode, err[-2000:]))
 
     def token_ok(self):
         """`mailoauth token` works (the token itself is not kept)."""
@@ -445,6 +433,71 @@ class BenchEnv:
         t1 = time.perf_counter()
         ok, why = self.imtest_check(p.returncode, out, err)
         return t1 - t0, ok, why
+
+
+# --------------------------------------------------------------------------
+# an agent process and its socket
+
+class AgentProcess:
+    """`mailoauth agent --foreground --socket SOCKET_NAME` (abstract,
+    "@name") run by MAILOAUTH with the environment ENV, its stderr in
+    LOG_PATH; ready when its log says it listens (TIMEOUT seconds at
+    most, else it is stopped and RuntimeError raised)."""
+
+    def __init__(self, mailoauth, socket_name, env, log_path, timeout=15):
+        self.socket = socket_name
+        self.log_path = log_path
+        with open(log_path, "w") as log:
+            self.proc = subprocess.Popen(
+                [mailoauth, "agent", "--foreground", "--socket", socket_name],
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=log)
+        deadline = time.monotonic() + timeout
+        while "listening on" not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("mailoauth agent did not start: %s"
+                                   % self.log()[-1000:])
+            time.sleep(0.02)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        """SIGTERM exactly the agent started here (SIGKILL after 15 s)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def ask_agent(socket_name, request, timeout=30):
+    """One request to the agent on the abstract socket SOCKET_NAME, as the
+    plugin sends it (a new connection, REQUEST, the reply until the agent
+    closes); returns the reply's bytes.  They hold a token: never print
+    them.  Raises OSError when the agent cannot be reached."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    data = b""
+    try:
+        s.connect("\0" + socket_name[1:])
+        s.sendall(request)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    return data
 
 
 # --------------------------------------------------------------------------

@@ -40,7 +40,6 @@ Every login must succeed ("Authenticated." / tagged OK); failures are
 counted and reported.  Medians over --reps repetitions (default 60).
 """
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,21 +64,10 @@ def agent_ask_once(env):
     """One request to the agent over its socket, as the plugin sends it;
     the reply (it holds the token) is only searched."""
     t0 = time.perf_counter()
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(30)
-    data = b""
     try:
-        s.connect("\0" + env.agent_socket[1:])
-        s.sendall(GET_REQUEST)
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = B.ask_agent(env.agent_socket, GET_REQUEST)
     except OSError:
         data = b""
-    finally:
-        s.close()
     t1 = time.perf_counter()
     return t1 - t0, b"access_token=" in data
 

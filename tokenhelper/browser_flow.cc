@@ -16,6 +16,7 @@
 #include "tokenhelper/loopback_listener.h"
 #include "tokenhelper/pkce.h"
 #include "tokenhelper/redirect.h"
+#include "tokenhelper/timefmt.h"
 
 extern char** environ;
 
@@ -29,13 +30,6 @@ const char* const kOwnParams[] = {"response_type", "client_id",  "redirect_uri",
 
 // The pasted line: a whole address is at most this long (see redirect.h).
 constexpr std::size_t kMaxPastedLine = kMaxRedirectQuery + 1024;
-
-std::string mmss(long s) {
-    if (s < 0) s = 0;
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
-    return buf;
-}
 
 BrowserFlowResult fail(int code, std::string error, std::string message) {
     BrowserFlowResult r;
@@ -141,12 +135,12 @@ void BrowserFlowUI::open_browser(const std::string& url) {
 void BrowserFlowUI::waiting(long seconds_left) {
     if (browser_pid_ > 0 && waitpid(browser_pid_, nullptr, WNOHANG) == browser_pid_) browser_pid_ = -1;
     if (isatty(STDERR_FILENO)) {
-        std::fprintf(stderr, "\rWaiting for the sign-in in the browser: %s left   ", mmss(seconds_left).c_str());
+        std::fprintf(stderr, "\rWaiting for the sign-in in the browser: %s left   ", format_mmss(seconds_left).c_str());
         std::fflush(stderr);
     } else if (last_line_ < 0 || last_line_ - seconds_left >= 60) {
         // Not a terminal (a log, a script): one line a minute, no \r noise.
         last_line_ = seconds_left;
-        std::fprintf(stderr, "Waiting for the sign-in in the browser: %s left\n", mmss(seconds_left).c_str());
+        std::fprintf(stderr, "Waiting for the sign-in in the browser: %s left\n", format_mmss(seconds_left).c_str());
         std::fflush(stderr);
     }
 }
@@ -285,7 +279,7 @@ BrowserFlowResult run_browser_flow(HttpClient& http, const BrowserFlowParams& p,
         if (!got) {
             wipe_string(line);
             return fail(kExitTempFail, "timeout",
-                        "no address was pasted within " + mmss(p.timeout_s) + " minutes; nothing was saved. Run " +
+                        "no address was pasted within " + format_mmss(p.timeout_s) + " minutes; nothing was saved. Run " +
                             again(p) + " again when you are ready to sign in");
         }
         bool ok = parse_pasted_redirect(line, reply, why);
@@ -306,7 +300,7 @@ BrowserFlowResult run_browser_flow(HttpClient& http, const BrowserFlowParams& p,
         switch (lr.status) {
         case ListenStatus::Timeout:
             return fail(kExitTempFail, "timeout",
-                        "the sign-in was not completed in the browser within " + mmss(p.timeout_s) +
+                        "the sign-in was not completed in the browser within " + format_mmss(p.timeout_s) +
                             " minutes; nothing was saved. Run " + again(p) + " again and finish the sign-in in time");
         case ListenStatus::Failed:
             return fail(kExitTempFail, "listener", "the sign-in stopped: " + lr.why + "; run " + again(p) + " again");

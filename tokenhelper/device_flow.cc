@@ -9,6 +9,7 @@
 #include "tokenhelper/errors.h"
 #include "tokenhelper/form.h"
 #include "tokenhelper/provider.h"
+#include "tokenhelper/timefmt.h"
 
 namespace mailoauth {
 
@@ -16,13 +17,6 @@ namespace {
 
 constexpr long kSlowDownStep = 5;     // RFC 8628 section 3.5
 constexpr long kMaxBackoff = 60;
-
-std::string mmss(long s) {
-    if (s < 0) s = 0;
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
-    return buf;
-}
 
 DeviceFlowResult fail(int code, std::string error, std::string message) {
     DeviceFlowResult r;
@@ -71,12 +65,12 @@ void DeviceFlowUI::waiting(long seconds_left, long interval) {
     static long last_line = -1;
     if (isatty(STDERR_FILENO)) {
         std::fprintf(stderr, "\rWaiting for you to sign in: %s left (checking every %ld s)   ",
-                     mmss(seconds_left).c_str(), interval);
+                     format_mmss(seconds_left).c_str(), interval);
         std::fflush(stderr);
     } else if (last_line < 0 || last_line - seconds_left >= 60) {
         // Not a terminal (a log, a script): one line a minute, no \r noise.
         last_line = seconds_left;
-        std::fprintf(stderr, "Waiting for you to sign in: %s left\n", mmss(seconds_left).c_str());
+        std::fprintf(stderr, "Waiting for you to sign in: %s left\n", format_mmss(seconds_left).c_str());
         std::fflush(stderr);
     }
 }

@@ -1,5 +1,6 @@
 #include "tokenhelper/timefmt.h"
 
+#include <cstdio>
 #include <ctime>
 
 namespace mailoauth {
@@ -24,6 +25,13 @@ std::string format_interval(std::int64_t s) {
     else if (s < 172800) v = std::to_string(s / 3600) + " h";
     else v = std::to_string(s / 86400) + " days";
     return neg ? v + " ago" : "in " + v;
+}
+
+std::string format_mmss(long s) {
+    if (s < 0) s = 0;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+    return buf;
 }
 
 }  // namespace mailoauth

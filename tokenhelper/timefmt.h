@@ -14,6 +14,10 @@ std::string format_utc(std::int64_t epoch_seconds);
 // "3 days ago", "just now".
 std::string format_interval(std::int64_t seconds);
 
+// A countdown or a time limit as minutes:seconds: "14:59", "0:05",
+// "60:00"; negative is "0:00".
+std::string format_mmss(long seconds);
+
 }  // namespace mailoauth
 
 #endif

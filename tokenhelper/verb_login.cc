@@ -19,16 +19,37 @@
 
 namespace mailoauth {
 
-LoginResult device_grant(HttpClient& http, const LoginRequest& req) {
+namespace {
+
+// A grant that stops before it starts (bad options, no endpoint).
+LoginResult refused(int exit_code, const char* error, std::string message) {
     LoginResult out;
-    if (req.endpoints.device.empty()) {
-        out.exit_code = kExitConfig;
-        out.error = "no_device_endpoint";
-        out.message = std::string("the ") + req.provider->name +
-                      " provider has no device authorization endpoint for this account; give "
-                      "--device-endpoint URL, or sign in with a browser (--browser)";
-        return out;
-    }
+    out.exit_code = exit_code;
+    out.error = error;
+    out.message = std::move(message);
+    return out;
+}
+
+// What a flow (DeviceFlowResult, BrowserFlowResult) ends with, as login
+// takes it.
+template <typename FlowResult>
+LoginResult login_result(const FlowResult& r) {
+    LoginResult out;
+    out.exit_code = r.exit_code;
+    out.error = r.error;
+    out.message = r.message;
+    out.tokens = r.tokens;
+    return out;
+}
+
+}  // namespace
+
+LoginResult device_grant(HttpClient& http, const LoginRequest& req) {
+    if (req.endpoints.device.empty())
+        return refused(kExitConfig, "no_device_endpoint",
+                       std::string("the ") + req.provider->name +
+                           " provider has no device authorization endpoint for this account; give "
+                           "--device-endpoint URL, or sign in with a browser (--browser)");
     DeviceFlowParams dp;
     dp.device_endpoint = req.endpoints.device;
     dp.token_endpoint = req.endpoints.token;
@@ -41,27 +62,18 @@ LoginResult device_grant(HttpClient& http, const LoginRequest& req) {
     dp.account = req.account;
     dp.http = req.http;
     DeviceFlowUI ui;
-    DeviceFlowResult r = run_device_flow(http, dp, ui);
-    out.exit_code = r.exit_code;
-    out.error = r.error;
-    out.message = r.message;
-    out.tokens = r.tokens;
-    return out;
+    return login_result(run_device_flow(http, dp, ui));
 }
 
 // The authorization code grant with PKCE (browser_flow.h) as a LoginGrantFn:
 // --browser with a loopback listener, --paste without one.
 LoginResult browser_grant(HttpClient& http, const LoginRequest& req) {
-    LoginResult out;
     const Parsed& p = *req.args;
-    if (req.endpoints.authorization.empty()) {
-        out.exit_code = kExitConfig;
-        out.error = "no_authorization_endpoint";
-        out.message = std::string("the ") + req.provider->name +
-                      " provider has no authorization endpoint for this account; give "
-                      "--authorization-endpoint URL, or sign in with a device code (without --browser)";
-        return out;
-    }
+    if (req.endpoints.authorization.empty())
+        return refused(kExitConfig, "no_authorization_endpoint",
+                       std::string("the ") + req.provider->name +
+                           " provider has no authorization endpoint for this account; give "
+                           "--authorization-endpoint URL, or sign in with a device code (without --browser)");
     BrowserFlowParams bp;
     bp.authorization_endpoint = req.endpoints.authorization;
     bp.token_endpoint = req.endpoints.token;
@@ -77,21 +89,15 @@ LoginResult browser_grant(HttpClient& http, const LoginRequest& req) {
     bp.error_context.provider = req.provider;
     long n = 0;
     if (p.has("port")) {
-        if (!parse_seconds(p.value("port"), 1024, 65535, n)) {
-            out.exit_code = kExitUsage;
-            out.error = "bad_port";
-            out.message = "--port needs a number from 1024 to 65535 (a port you forward with ssh -L PORT:127.0.0.1:PORT)";
-            return out;
-        }
+        if (!parse_seconds(p.value("port"), 1024, 65535, n))
+            return refused(kExitUsage, "bad_port",
+                           "--port needs a number from 1024 to 65535 (a port you forward with ssh -L "
+                           "PORT:127.0.0.1:PORT)");
         bp.port = static_cast<int>(n);
     }
     if (p.has("timeout")) {
-        if (!parse_seconds(p.value("timeout"), 1, 3600, n)) {
-            out.exit_code = kExitUsage;
-            out.error = "bad_timeout";
-            out.message = "--timeout needs a number of seconds from 1 to 3600";
-            return out;
-        }
+        if (!parse_seconds(p.value("timeout"), 1, 3600, n))
+            return refused(kExitUsage, "bad_timeout", "--timeout needs a number of seconds from 1 to 3600");
         bp.timeout_s = n;
     }
     // The provider's extra authorization parameters ("&k=v&k=v"), e.g.
@@ -106,12 +112,7 @@ LoginResult browser_grant(HttpClient& http, const LoginRequest& req) {
         at = end + 1;
     }
     BrowserFlowUI ui;
-    BrowserFlowResult r = run_browser_flow(http, bp, ui);
-    out.exit_code = r.exit_code;
-    out.error = r.error;
-    out.message = r.message;
-    out.tokens = r.tokens;
-    return out;
+    return login_result(run_browser_flow(http, bp, ui));
 }
 
 namespace {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/fake_http.h"
 #include "tests/unit/testcert.h"
 #include "tokenhelper/app_token.h"
 #include "tokenhelper/errors.h"
@@ -15,36 +16,14 @@
 using mailoauth::AppCredential;
 using mailoauth::AppTokenParams;
 using mailoauth::AppTokenResult;
-using mailoauth::HttpClient;
 using mailoauth::HttpFailure;
-using mailoauth::HttpOptions;
-using mailoauth::HttpResult;
 using mailoauth::Secret;
+using mailoauth::testutil::FakeHttp;
 
 namespace {
 
 const char* kSecret = "Xy7~Q8Q~s3cr3t.Value-0123456789abcdefghij";
 const char* kEndpoint = "https://login.microsoftonline.com/contoso.com/oauth2/v2.0/token";
-
-class FakeHttp : public HttpClient {
-public:
-    HttpResult post_form(const std::string& url, const std::string& body, const HttpOptions&) override {
-        ++calls;
-        last_url = url;
-        last_body = body;
-        return reply;
-    }
-    int calls = 0;
-    std::string last_url, last_body;
-    HttpResult reply;
-
-    void answer(long status, const std::string& body) {
-        reply = HttpResult();
-        reply.response.status = status;
-        reply.response.content_type = "application/json; charset=utf-8";
-        reply.response.body = body;
-    }
-};
 
 std::string pct_decode(const std::string& s) {
     std::string o;
@@ -149,9 +128,9 @@ public:
         http.answer(200, token_body(kGoodToken, true));
         AppTokenResult r = mailoauth::request_app_token(http, params(), secret_cred(), now());
         CPPUNIT_ASSERT_EQUAL_MESSAGE(r.message, 0, r.exit_code);
-        CPPUNIT_ASSERT_EQUAL(1, http.calls);
-        CPPUNIT_ASSERT_EQUAL(std::string(kEndpoint), http.last_url);
-        auto f = form(http.last_body);
+        CPPUNIT_ASSERT_EQUAL(std::size_t(1), http.requests.size());
+        CPPUNIT_ASSERT_EQUAL(std::string(kEndpoint), http.last().url);
+        auto f = form(http.last().body);
         CPPUNIT_ASSERT_EQUAL(std::size_t(4), f.size());
         CPPUNIT_ASSERT_EQUAL(std::string("client_credentials"), f["grant_type"]);
         CPPUNIT_ASSERT_EQUAL(std::string("11111111-2222-3333-4444-555555555555"), f["client_id"]);
@@ -169,7 +148,7 @@ public:
         http.answer(200, token_body(kGoodToken));
         AppTokenResult r = mailoauth::request_app_token(http, params(), cert_cred(k), now());
         CPPUNIT_ASSERT_EQUAL_MESSAGE(r.message, 0, r.exit_code);
-        auto f = form(http.last_body);
+        auto f = form(http.last().body);
         CPPUNIT_ASSERT_EQUAL(std::size_t(5), f.size());
         CPPUNIT_ASSERT(f.count("client_secret") == 0);
         CPPUNIT_ASSERT_EQUAL(std::string("client_credentials"), f["grant_type"]);
@@ -189,7 +168,7 @@ public:
         http.answer(200, token_body(kGoodToken));
         AppTokenResult r = mailoauth::request_app_token(http, params(), cert_cred(k, "RS256"), now());
         CPPUNIT_ASSERT_EQUAL_MESSAGE(r.message, 0, r.exit_code);
-        const std::string a = form(http.last_body)["client_assertion"];
+        const std::string a = form(http.last().body)["client_assertion"];
         CPPUNIT_ASSERT(contains(testcert::b64url_decode(a.substr(0, a.find('.'))), "\"alg\":\"RS256\""));
         AppCredential bad = cert_cred(k, "HS256");
         r = mailoauth::request_app_token(http, params(), bad, now());
@@ -202,7 +181,7 @@ public:
         AppCredential c = cert_cred(testcert::key(2048));
         c.private_key_pem = Secret(testcert::key_pem(testcert::key(2048, 1)));
         AppTokenResult r = mailoauth::request_app_token(http, params(), c, now());
-        CPPUNIT_ASSERT_EQUAL(0, http.calls);
+        CPPUNIT_ASSERT(http.requests.empty());
         CPPUNIT_ASSERT_EQUAL(int(mailoauth::kExitConfig), r.exit_code);
         CPPUNIT_ASSERT_EQUAL(std::string("bad_credential"), r.error);
         CPPUNIT_ASSERT_MESSAGE(r.message, contains(r.message, "does not belong to the certificate"));
@@ -219,7 +198,7 @@ public:
             CPPUNIT_ASSERT_EQUAL(int(mailoauth::kExitConfig), r.exit_code);
             CPPUNIT_ASSERT_MESSAGE(r.message, contains(r.message, "/.default"));
         }
-        CPPUNIT_ASSERT_EQUAL(0, http.calls);
+        CPPUNIT_ASSERT(http.requests.empty());
         std::string why;
         CPPUNIT_ASSERT(mailoauth::app_scope_valid("https://outlook.office365.us/.default", why));
     }
@@ -300,13 +279,11 @@ public:
 
     void transport_and_server_failures() {
         FakeHttp http;
-        http.reply = HttpResult();
-        http.reply.failure = HttpFailure::Transport;
-        http.reply.error = "connection timed out";
+        http.fail(HttpFailure::Transport, "connection timed out");
         AppTokenResult r = mailoauth::request_app_token(http, params(), secret_cred(), now());
         CPPUNIT_ASSERT_EQUAL(int(mailoauth::kExitTempFail), r.exit_code);
         CPPUNIT_ASSERT_EQUAL(std::string("network"), r.error);
-        http.reply.failure = HttpFailure::Tls;
+        http.fail(HttpFailure::Tls, "connection timed out");
         r = mailoauth::request_app_token(http, params(), secret_cred(), now());
         CPPUNIT_ASSERT_EQUAL(int(mailoauth::kExitConfig), r.exit_code);
         http.answer(503, "<html>busy</html>");

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tests/unit/browser_test_util.h"
+#include "tests/unit/fake_http.h"
 #include "tokenhelper/browser_flow.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/pkce.h"
@@ -71,21 +72,10 @@ int port_of(const std::string& redirect_uri) {
     return std::stoi(redirect_uri.substr(prefix.size()));
 }
 
-struct FakeHttp : HttpClient {
-    std::vector<std::pair<std::string, std::string>> posts;
-    HttpResult next;
-    FakeHttp() {
-        next.response.status = 200;
-        next.response.content_type = "application/json";
-        next.response.body = kTokenBody;
-    }
-    HttpResult post_form(const std::string& url, const std::string& body, const HttpOptions&) override {
-        posts.emplace_back(url, body);
-        return next;
-    }
-    bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) override {
-        return url_allowed(url, allow_loopback_http, why);
-    }
+// The shared scripted client whose token endpoint answers with tokens
+// unless a test says otherwise.
+struct FakeHttp : testutil::FakeHttp {
+    FakeHttp() { otherwise = testutil::http_reply(200, kTokenBody); }
 };
 
 // What the scripted browser or user does with the URL.
@@ -181,8 +171,8 @@ class BrowserFlowTest : public CppUnit::TestFixture {
         BrowserFlowResult r = run_browser_flow(http, p, ui);
         if (ui.browser.joinable()) ui.browser.join();
         CPPUNIT_ASSERT(!contains(r.message, kCode));
-        for (const auto& post : http.posts) {
-            std::string verifier = fields(post.second)["code_verifier"];
+        for (const auto& post : http.requests) {
+            std::string verifier = fields(post.body)["code_verifier"];
             if (!verifier.empty()) CPPUNIT_ASSERT(!contains(r.message, verifier));
         }
         if (!p.client_secret.empty()) CPPUNIT_ASSERT(!contains(r.message, p.client_secret.reveal()));
@@ -248,9 +238,9 @@ public:
         CPPUNIT_ASSERT(contains(ui.browser_got, "alice@example.com"));
 
         auto url = fields(ui.url);
-        CPPUNIT_ASSERT_EQUAL(std::size_t(1), http.posts.size());
-        CPPUNIT_ASSERT_EQUAL(p.token_endpoint, http.posts[0].first);
-        auto form = fields(http.posts[0].second);
+        CPPUNIT_ASSERT_EQUAL(std::size_t(1), http.requests.size());
+        CPPUNIT_ASSERT_EQUAL(p.token_endpoint, http.requests[0].url);
+        auto form = fields(http.requests[0].body);
         CPPUNIT_ASSERT_EQUAL(std::string("authorization_code"), form["grant_type"]);
         CPPUNIT_ASSERT_EQUAL(std::string(kCode), form["code"]);
         CPPUNIT_ASSERT_EQUAL(p.client_id, form["client_id"]);
@@ -275,7 +265,7 @@ public:
         ScriptedUI ui2;
         CPPUNIT_ASSERT_EQUAL(0, run(http2, p, ui2).exit_code);
         CPPUNIT_ASSERT(fields(ui2.url)["state"] != url["state"]);
-        CPPUNIT_ASSERT(fields(http2.posts[0].second)["code_verifier"] != verifier);
+        CPPUNIT_ASSERT(fields(http2.requests[0].body)["code_verifier"] != verifier);
     }
 
     void confidential_client_sends_its_secret() {
@@ -286,7 +276,7 @@ public:
         p.extra_params = {{"access_type", "offline"}, {"prompt", "consent"}};
         BrowserFlowResult r = run(http, p, ui);
         CPPUNIT_ASSERT_EQUAL_MESSAGE(r.message, 0, r.exit_code);
-        auto form = fields(http.posts.at(0).second);
+        auto form = fields(http.requests.at(0).body);
         CPPUNIT_ASSERT_EQUAL(std::string("GOCSPX-the-client-secret"), form["client_secret"]);
         // The secret goes to the token endpoint only, never into the URL.
         CPPUNIT_ASSERT(!contains(ui.url, "GOCSPX"));
@@ -303,7 +293,7 @@ public:
             CPPUNIT_ASSERT_EQUAL(std::string(act == Act::WrongState ? "state_mismatch" : "state_missing"), r.error);
             CPPUNIT_ASSERT_MESSAGE(r.message, contains(r.message, "cross-site request forgery"));
             CPPUNIT_ASSERT(contains(r.message, "'mailoauth login alice@example.com --browser'"));
-            CPPUNIT_ASSERT(http.posts.empty());  // the code was not used
+            CPPUNIT_ASSERT(http.requests.empty());  // the code was not used
             CPPUNIT_ASSERT(ui.browser_got.rfind("HTTP/1.1 400 ", 0) == 0);
         }
     }
@@ -315,7 +305,7 @@ public:
         BrowserFlowResult r = run(http, params(), ui);
         CPPUNIT_ASSERT_EQUAL(int(kExitNoPerm), r.exit_code);
         CPPUNIT_ASSERT_EQUAL(std::string("no_code"), r.error);
-        CPPUNIT_ASSERT(http.posts.empty());
+        CPPUNIT_ASSERT(http.requests.empty());
     }
 
     void error_redirects() {
@@ -347,7 +337,7 @@ public:
             CPPUNIT_ASSERT_MESSAGE(r.message, contains(r.message, c.says));
             CPPUNIT_ASSERT(contains(r.message, "did not complete"));
             CPPUNIT_ASSERT(r.message.find('\x1b') == std::string::npos);
-            CPPUNIT_ASSERT(http.posts.empty());
+            CPPUNIT_ASSERT(http.requests.empty());
             CPPUNIT_ASSERT(ui.browser_got.rfind("HTTP/1.1 400 ", 0) == 0);
         }
     }
@@ -363,7 +353,7 @@ public:
         CPPUNIT_ASSERT_EQUAL(std::string("timeout"), r.error);
         CPPUNIT_ASSERT_MESSAGE(r.message, contains(r.message, "within 0:01 minutes"));
         CPPUNIT_ASSERT(ui.waits >= 1);
-        CPPUNIT_ASSERT(http.posts.empty());
+        CPPUNIT_ASSERT(http.requests.empty());
         // Nothing listens any more.
         CPPUNIT_ASSERT_EQUAL(-1, tu::connect_loopback(port_of(fields(ui.url)["redirect_uri"])));
     }
@@ -402,7 +392,7 @@ public:
         CPPUNIT_ASSERT(ui.shown_paste);
         CPPUNIT_ASSERT_EQUAL(0, ui.waits);
         CPPUNIT_ASSERT(!ui.browser.joinable());  // no browser was opened
-        auto form = fields(http.posts.at(0).second);
+        auto form = fields(http.requests.at(0).body);
         CPPUNIT_ASSERT_EQUAL(std::string("http://127.0.0.1:8400/"), form["redirect_uri"]);
         CPPUNIT_ASSERT_EQUAL(std::string(kCode), form["code"]);
         CPPUNIT_ASSERT_EQUAL(fields(ui.url)["code_challenge"], pkce::challenge_s256(form["code_verifier"]));
@@ -453,7 +443,7 @@ public:
             CPPUNIT_ASSERT_EQUAL_MESSAGE(c.error + ": " + r.message, c.exit_code, r.exit_code);
             CPPUNIT_ASSERT_EQUAL(c.error, r.error);
             CPPUNIT_ASSERT_MESSAGE(r.message, contains(r.message, "--paste"));
-            CPPUNIT_ASSERT(http.posts.empty());
+            CPPUNIT_ASSERT(http.requests.empty());
             CPPUNIT_ASSERT(!contains(r.message, "hello there"));  // what was pasted is not echoed
         }
     }
@@ -488,16 +478,14 @@ public:
         };
         for (const Case& c : cases) {
             FakeHttp http;
-            http.next.failure = c.failure;
-            http.next.error = c.failure == HttpFailure::None ? "" : "connection refused";
-            http.next.response.status = c.status;
-            http.next.response.body = c.body;
+            http.otherwise = c.failure == HttpFailure::None ? testutil::http_reply(c.status, c.body)
+                                                            : testutil::http_failure(c.failure, "connection refused");
             ScriptedUI ui;
             BrowserFlowResult r = run(http, params(), ui);
             CPPUNIT_ASSERT_EQUAL_MESSAGE(c.body + " " + r.message, c.exit_code, r.exit_code);
             CPPUNIT_ASSERT_EQUAL_MESSAGE(r.message, c.error, r.error);
             CPPUNIT_ASSERT_MESSAGE(r.message, contains(r.message, c.says));
-            CPPUNIT_ASSERT_EQUAL(std::size_t(1), http.posts.size());
+            CPPUNIT_ASSERT_EQUAL(std::size_t(1), http.requests.size());
             CPPUNIT_ASSERT(r.tokens.access_token.empty());
             // The browser was told it worked: the listener's part did.
             CPPUNIT_ASSERT(ui.browser_got.rfind("HTTP/1.1 200 ", 0) == 0);

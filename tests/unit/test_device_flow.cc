@@ -8,10 +8,10 @@
 // end to end, briefly).
 #include <cppunit/extensions/HelperMacros.h>
 
-#include <deque>
 #include <string>
 #include <vector>
 
+#include "tests/unit/fake_http.h"
 #include "tokenhelper/device_flow.h"
 #include "tokenhelper/errors.h"
 
@@ -79,51 +79,18 @@ struct FakeClock {
     }
 };
 
-// Answers from a script, in order; notes every request and when it came.
-class ScriptedHttp : public HttpClient {
-public:
-    explicit ScriptedHttp(FakeClock& clock) : clock_(clock) {}
-
-    struct Request {
-        std::string url;
-        std::string body;
-        double at;
-    };
-    std::vector<Request> requests;
-
-    void answer(long status, const std::string& body) {
-        HttpResult r;
-        r.response.status = status;
-        r.response.content_type = "application/json; charset=utf-8";
-        r.response.body = body;
-        script_.push_back(r);
+// The shared scripted client, in strict order, noting when each request came.
+struct ScriptedHttp : testutil::FakeHttp {
+    explicit ScriptedHttp(FakeClock& fc) {
+        clock = [&fc] { return fc.t; };
+        strict = true;
     }
-    void fail(HttpFailure f, const std::string& why) {
-        HttpResult r;
-        r.failure = f;
-        r.error = why;
-        script_.push_back(r);
-    }
-
-    HttpResult post_form(const std::string& url, const std::string& body, const HttpOptions&) override {
-        requests.push_back(Request{url, body, clock_.t});
-        CPPUNIT_ASSERT_MESSAGE("more requests than the script has answers (" + url + ")", !script_.empty());
-        HttpResult r = script_.front();
-        script_.pop_front();
-        return r;
-    }
-
     // Times of the token-endpoint polls, relative to the devicecode answer.
     std::vector<double> poll_times() const {
         std::vector<double> out;
         for (std::size_t i = 1; i < requests.size(); ++i) out.push_back(requests[i].at - requests[0].at);
         return out;
     }
-    bool script_done() const { return script_.empty(); }
-
-private:
-    FakeClock& clock_;
-    std::deque<HttpResult> script_;
 };
 
 class RecordingUI : public DeviceFlowUI {

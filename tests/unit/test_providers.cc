@@ -4,11 +4,11 @@
 // and the device flow's answer to a tenant that blocks it (AADSTS53003).
 #include <cppunit/extensions/HelperMacros.h>
 
-#include <deque>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "tests/unit/fake_http.h"
 #include "tokenhelper/device_flow.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/http.h"
@@ -21,59 +21,7 @@ namespace {
 
 bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
-// Answers each URL from a queue of scripted replies; records every request.
-class FakeHttp : public HttpClient {
-public:
-    struct Call {
-        std::string method, url, body;
-    };
-    std::map<std::string, std::deque<HttpResult>> replies;
-    std::vector<Call> calls;
-
-    void answer(const std::string& url, long status, const std::string& body) {
-        HttpResult r;
-        r.response.status = status;
-        r.response.body = body;
-        replies[url].push_back(r);
-    }
-    void fail(const std::string& url, HttpFailure f) {
-        HttpResult r;
-        r.failure = f;
-        r.error = "scripted failure";
-        replies[url].push_back(r);
-    }
-    HttpResult post_form(const std::string& url, const std::string& body, const HttpOptions&) override {
-        calls.push_back({"POST", url, body});
-        return next(url);
-    }
-    HttpResult get(const std::string& url, const HttpOptions& o) override {
-        calls.push_back({"GET", url, ""});
-        HttpResult r = next(url);
-        if (r.ok() && r.response.body.size() > o.max_body) {
-            r.failure = HttpFailure::TooLarge;
-            r.error = "body too large";
-        }
-        return r;
-    }
-    // The real rule (http.cc), so hostile URLs are judged as in production.
-    bool check_url(const std::string& url, bool allow_loopback_http, std::string& why) override {
-        return url_allowed(url, allow_loopback_http, why);
-    }
-
-private:
-    HttpResult next(const std::string& url) {
-        auto it = replies.find(url);
-        if (it == replies.end() || it->second.empty()) {
-            HttpResult r;
-            r.failure = HttpFailure::Transport;
-            r.error = "no scripted reply for " + url;
-            return r;
-        }
-        HttpResult r = it->second.front();
-        it->second.pop_front();
-        return r;
-    }
-};
+using testutil::FakeHttp;
 
 const Provider& provider(const char* name) {
     const Provider* p = find_provider(name);
@@ -176,7 +124,7 @@ public:
             CPPUNIT_ASSERT_EQUAL(base + "/oauth2/v2.0/devicecode", o.e.device);
             CPPUNIT_ASSERT_EQUAL(base + "/oauth2/v2.0/authorize", o.e.authorization);
         }
-        CPPUNIT_ASSERT(http.calls.empty());  // no network for Microsoft
+        CPPUNIT_ASSERT(http.requests.empty());  // no network for Microsoft
     }
 
     void microsoft_authority_overrides_host_cloud_keeps_scopes() {
@@ -290,9 +238,9 @@ public:
         s.issuer = std::string(kIssuer) + "/";  // a trailing slash as typed
         EndpointsOut o = endpoints_of(provider("oidc"), s, http);
         CPPUNIT_ASSERT_MESSAGE(o.why, o.ok);
-        CPPUNIT_ASSERT_EQUAL(std::size_t(1), http.calls.size());
-        CPPUNIT_ASSERT_EQUAL(std::string("GET"), http.calls[0].method);
-        CPPUNIT_ASSERT_EQUAL(kDiscovery, http.calls[0].url);
+        CPPUNIT_ASSERT_EQUAL(std::size_t(1), http.requests.size());
+        CPPUNIT_ASSERT_EQUAL(std::string("GET"), http.requests[0].method);
+        CPPUNIT_ASSERT_EQUAL(kDiscovery, http.requests[0].url);
         CPPUNIT_ASSERT_EQUAL(std::string(kIssuer), o.e.issuer);
         CPPUNIT_ASSERT_EQUAL(std::string("https://id.example.org/realms/mail/protocol/openid-connect/token"), o.e.token);
         CPPUNIT_ASSERT_EQUAL(std::string("https://id.example.org/device"), o.e.device);
@@ -366,7 +314,7 @@ public:
         s.issuer = "http://id.example.org";
         o = endpoints_of(provider("oidc"), s, none);
         CPPUNIT_ASSERT(!o.ok);
-        CPPUNIT_ASSERT(none.calls.empty());
+        CPPUNIT_ASSERT(none.requests.empty());
     }
 
     void oidc_discovery_http_failures() {
@@ -402,7 +350,7 @@ public:
         s.device_endpoint = "https://sso.example.com/device";
         EndpointsOut o = endpoints_of(provider("oidc"), s, http);
         CPPUNIT_ASSERT(o.ok);
-        CPPUNIT_ASSERT(http.calls.empty());
+        CPPUNIT_ASSERT(http.requests.empty());
         CPPUNIT_ASSERT_EQUAL(s.token_endpoint, o.e.token);
         CPPUNIT_ASSERT_EQUAL(s.device_endpoint, o.e.device);
         CPPUNIT_ASSERT(o.e.authorization.empty() && o.e.issuer.empty());
@@ -483,14 +431,14 @@ public:
         DeviceFlowResult r = run_device_flow(http, p, ui, fake_clock(&t));
         CPPUNIT_ASSERT_EQUAL(0, r.exit_code);
         CPPUNIT_ASSERT_EQUAL(std::string("RT"), r.tokens.refresh_token.reveal());
-        CPPUNIT_ASSERT_EQUAL(std::size_t(3), http.calls.size());
-        for (const auto& c : http.calls) {
+        CPPUNIT_ASSERT_EQUAL(std::size_t(3), http.requests.size());
+        for (const auto& c : http.requests) {
             CPPUNIT_ASSERT_EQUAL(std::string("POST"), c.method);
             CPPUNIT_ASSERT(contains(c.body, "client_id=mail"));
             CPPUNIT_ASSERT(contains(c.body, "client_secret=s3cr3t"));
         }
-        CPPUNIT_ASSERT_EQUAL(std::string("https://sso/dev"), http.calls[0].url);
-        CPPUNIT_ASSERT_EQUAL(std::string("https://sso/tok"), http.calls[2].url);
+        CPPUNIT_ASSERT_EQUAL(std::string("https://sso/dev"), http.requests[0].url);
+        CPPUNIT_ASSERT_EQUAL(std::string("https://sso/tok"), http.requests[2].url);
     }
 
     void refresh_uses_stored_endpoint_and_secret() {
@@ -509,10 +457,10 @@ public:
         Environment env;
         TokenResult t = refresh_once(env, http, rec, 1000);
         CPPUNIT_ASSERT_EQUAL(0, t.exit_code);
-        CPPUNIT_ASSERT_EQUAL(std::size_t(1), http.calls.size());
-        CPPUNIT_ASSERT_EQUAL(rec.token_endpoint, http.calls[0].url);
-        CPPUNIT_ASSERT(contains(http.calls[0].body, "client_secret=gsecret"));
-        CPPUNIT_ASSERT(contains(http.calls[0].body, "grant_type=refresh_token"));
+        CPPUNIT_ASSERT_EQUAL(std::size_t(1), http.requests.size());
+        CPPUNIT_ASSERT_EQUAL(rec.token_endpoint, http.requests[0].url);
+        CPPUNIT_ASSERT(contains(http.requests[0].body, "client_secret=gsecret"));
+        CPPUNIT_ASSERT(contains(http.requests[0].body, "grant_type=refresh_token"));
         CPPUNIT_ASSERT_EQUAL(std::string("1//keep-me"), t.record.refresh_token.reveal());
         CPPUNIT_ASSERT_EQUAL(std::int64_t(100), t.record.refresh_obtained_at);
         CPPUNIT_ASSERT_EQUAL(std::string("ya29.x"), t.record.access_token.reveal());
@@ -525,7 +473,7 @@ public:
         rec.client_secret.clear();
         http.answer(rec.token_endpoint, 200, "{\"access_token\":\"a\",\"expires_in\":60}");
         refresh_once(env, http, rec, 1000);
-        CPPUNIT_ASSERT(!contains(http.calls.back().body, "client_secret"));
+        CPPUNIT_ASSERT(!contains(http.requests.back().body, "client_secret"));
     }
 
     void refresh_lifetimes() {

@@ -13,14 +13,13 @@
 #include <cerrno>
 #include <chrono>
 #include <ctime>
-#include <deque>
 #include <filesystem>
-#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/protocol.h"
+#include "tests/unit/fake_http.h"
 #include "tokenhelper/errors.h"
 #include "tokenhelper/store.h"
 #include "tokenhelper/tokens.h"
@@ -61,48 +60,9 @@ std::string tokens_body(const std::string& access, const std::string& refresh, l
     return s + "}";
 }
 
-class ScriptedHttp : public HttpClient {
-public:
-    struct Request {
-        std::string url;
-        std::string body;
-    };
-    std::vector<Request> requests;
-    // Called with each request before it is answered (e.g. to look at the
-    // store while the refresh is in flight).
-    std::function<void()> on_request;
-
-    void answer(long status, const std::string& body) {
-        HttpResult r;
-        r.response.status = status;
-        r.response.body = body;
-        script_.push_back(r);
-    }
-    void fail(HttpFailure f, const std::string& why) {
-        HttpResult r;
-        r.failure = f;
-        r.error = why;
-        script_.push_back(r);
-    }
-    HttpResult post_form(const std::string& url, const std::string& body, const HttpOptions&) override {
-        requests.push_back(Request{url, body});
-        if (on_request) on_request();
-        if (script_.empty()) {
-            // Not an assertion: this may run on another thread.  The test
-            // counts requests.
-            HttpResult r;
-            r.failure = HttpFailure::Transport;
-            r.error = "no answer scripted";
-            return r;
-        }
-        HttpResult r = script_.front();
-        script_.pop_front();
-        return r;
-    }
-
-private:
-    std::deque<HttpResult> script_;
-};
+// The shared scripted client; not strict, as a request may come on another
+// thread: the tests count requests instead.
+using ScriptedHttp = testutil::FakeHttp;
 
 // Compares a token without printing it: test output carries no token,
 // not even a fake one.

@@ -40,10 +40,11 @@ TESTS += tests/unit/test_margin
 
 # The rules of the device flow's polling (tokenhelper/device_flow.cc) and of
 # refreshing (tokenhelper/tokens.cc), with a scripted HTTP client and a fake
-# clock: what tests/helper/ would wait minutes of wall-clock time for.
+# clock: what tests/helper/ would wait minutes of wall-clock time for; and
+# the countdown's minutes:seconds (tokenhelper/timefmt.cc).
 check_PROGRAMS += tests/unit/test_flow_rules
-tests_unit_test_flow_rules_SOURCES = tests/unit/tap_main.cc \
-	tests/unit/test_device_flow.cc tests/unit/test_refresh_rules.cc
+tests_unit_test_flow_rules_SOURCES = tests/unit/tap_main.cc tests/unit/fake_http.h \
+	tests/unit/test_device_flow.cc tests/unit/test_refresh_rules.cc tests/unit/test_timefmt.cc
 tests_unit_test_flow_rules_CXXFLAGS = $(UNIT_CXXFLAGS) -pthread
 tests_unit_test_flow_rules_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
 tests_unit_test_flow_rules_LDFLAGS = -pthread
@@ -68,7 +69,7 @@ check_PROGRAMS += tests/unit/test_browser_flow
 tests_unit_test_browser_flow_SOURCES = tests/unit/tap_main.cc \
 	tests/unit/test_pkce.cc tests/unit/test_redirect.cc \
 	tests/unit/test_loopback_listener.cc tests/unit/test_browser_flow.cc \
-	tests/unit/browser_test_util.h
+	tests/unit/browser_test_util.h tests/unit/fake_http.h
 tests_unit_test_browser_flow_CXXFLAGS = $(UNIT_CXXFLAGS) -pthread
 tests_unit_test_browser_flow_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
 tests_unit_test_browser_flow_LDFLAGS = -pthread
@@ -83,7 +84,7 @@ EXTRA_DIST += fuzz/fuzz_redirect.cc fuzz/seeds/redirect/code.txt fuzz/seeds/redi
 # credential_source.cc, app_token.cc, app_errors.cc).  Keys and certificates
 # are made at run time (tests/unit/testcert.h).
 check_PROGRAMS += tests/unit/test_app
-tests_unit_test_app_SOURCES = tests/unit/tap_main.cc tests/unit/testcert.h \
+tests_unit_test_app_SOURCES = tests/unit/tap_main.cc tests/unit/testcert.h tests/unit/fake_http.h \
 	tests/unit/test_client_assertion.cc tests/unit/test_credential_source.cc \
 	tests/unit/test_app_token.cc tests/unit/test_app_errors.cc
 tests_unit_test_app_CXXFLAGS = $(UNIT_CXXFLAGS) $(JSONCPP_CFLAGS) $(OPENSSL_CFLAGS)
@@ -94,7 +95,7 @@ TESTS += tests/unit/test_app
 # The providers and the settings precedence (tokenhelper/provider*.cc,
 # providers.cc, settings.cc), with a fake HttpClient and a fake clock.
 check_PROGRAMS += tests/unit/test_providers
-tests_unit_test_providers_SOURCES = tests/unit/tap_main.cc \
+tests_unit_test_providers_SOURCES = tests/unit/tap_main.cc tests/unit/fake_http.h \
 	tests/unit/test_providers.cc tests/unit/test_settings.cc
 tests_unit_test_providers_CXXFLAGS = $(UNIT_CXXFLAGS)
 tests_unit_test_providers_LDADD = tokenhelper/libtokenhelper.la tokenhelper/libnet.la $(UNIT_LDADD)
