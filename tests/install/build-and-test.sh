@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Debian packages from a clean copy of the working tree, checks
+# Builds the Debian packages from a clean copy of the working tree (or from
+# a release tarball, `make dist`'s, with the tree's debian/ added), checks
 # them with lintian and runs the installation test (test_packages.sh) on the
 # result.  Prints one TAP stream on stdout (plan at the end); build and
 # lintian logs go to $MAILOAUTH_PKG_LOGDIR (default: the temporary build
@@ -8,13 +9,19 @@
 # The package's unit tests do not run in this build (nocheck; see below)
 # unless MAILOAUTH_PKG_CHECK=1.
 #
-#   tests/install/build-and-test.sh [--keep]
+#   tests/install/build-and-test.sh [--keep] [--tarball FILE]
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-keep=
-[ "${1:-}" = --keep ] && keep=1
+keep= tarball=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --keep) keep=1; shift ;;
+    --tarball) tarball=${2:?--tarball needs a file}; shift 2 ;;
+    *) echo "usage: $0 [--keep] [--tarball FILE]" >&2; exit 2 ;;
+  esac
+done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mailoauth-pkg.XXXXXX") || exit 1
 logdir=${MAILOAUTH_PKG_LOGDIR:-$work}
@@ -34,12 +41,20 @@ upstream=${version%-*}
 src="$work/mailoauth-$upstream"
 mkdir -p "$src"
 
-# The working tree as it is (tracked files and untracked ones that are not
-# ignored), without build products, configure output or other builds.
 start=$(date +%s)
-(cd "$top" && git ls-files -z -c -o --exclude-standard \
-  | while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done \
-  | tar --null -T - -cf -) | tar -C "$src" -xf - || { not_ok "copy the source tree"; exit 1; }
+if [ -n "$tarball" ]; then
+  # What a Debian maintainer builds: the release tarball (its one top
+  # directory, whatever its name) plus debian/ from the tree.
+  tar -C "$src" --strip-components=1 -xzf "$tarball" &&
+    (cd "$top" && git ls-files -z debian | tar --null -T - -cf -) | tar -C "$src" -xf - ||
+    { not_ok "unpack $tarball and add debian/"; exit 1; }
+else
+  # The working tree as it is (tracked files and untracked ones that are
+  # not ignored), without build products, configure output or other builds.
+  (cd "$top" && git ls-files -z -c -o --exclude-standard \
+    | while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done \
+    | tar --null -T - -cf -) | tar -C "$src" -xf - || { not_ok "copy the source tree"; exit 1; }
+fi
 
 # 1: the build.  Without the package's own test subset (debian/rules runs
 # every test but the Python ones in dh_auto_test, which
@@ -50,7 +65,7 @@ start=$(date +%s)
 # so is lintian's verdict.
 build_options=${DEB_BUILD_OPTIONS:-}
 [ "${MAILOAUTH_PKG_CHECK:-}" = 1 ] || build_options="${build_options:+$build_options }nocheck"
-what="dpkg-buildpackage -us -uc -b${build_options:+ (DEB_BUILD_OPTIONS=$build_options)}"
+what="dpkg-buildpackage -us -uc -b${tarball:+ from $(basename "$tarball")}${build_options:+ (DEB_BUILD_OPTIONS=$build_options)}"
 if (cd "$src" && DEB_BUILD_OPTIONS="$build_options" dpkg-buildpackage -us -uc -b -j"$(nproc)") \
      >"$logdir/build.log" 2>&1; then
   ok "$what ($(( $(date +%s) - start ))s)"
