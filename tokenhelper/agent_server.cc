@@ -124,41 +124,58 @@ void Identities::caller(const struct ucred& cred, Caller& out, std::int64_t now)
     complete(out, now);
 }
 
-void Identities::complete(Caller& c, std::int64_t now) {
+bool Identities::remembered_user(uid_t uid, User& u, std::int64_t now) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = users_.find(uid);
+    if (it == users_.end() || !fresh(it->second.at, now)) return false;
+    u = it->second;
+    return true;
+}
+
+void Identities::fill(Caller& c, const User& u) {
     c.user.clear();
     c.groups.assign(1, c.gid);
-    User u;
-    bool have = false;
-    {
-        std::lock_guard<std::mutex> lk(mu_);
-        auto it = users_.find(c.uid);
-        if (it != users_.end() && fresh(it->second.at, now)) {
-            u = it->second;
-            have = true;
-        }
-    }
-    if (!have) {
-        u.known = lookups_.user_groups && lookups_.user_groups(c.uid, u.name, u.groups);
-        u.at = now;
-        std::lock_guard<std::mutex> lk(mu_);
-        if (users_.size() >= 4096) users_.clear();
-        users_[c.uid] = u;
-    }
     if (!u.known) return;
     c.user = u.name;
     for (gid_t g : u.groups)
         if (g != c.gid) c.groups.push_back(g);
 }
 
-bool Identities::group(const std::string& name, gid_t& gid, std::int64_t now) {
-    {
+void Identities::complete(Caller& c, std::int64_t now) {
+    User u;
+    if (!remembered_user(c.uid, u, now)) {
+        u.known = lookups_.user_groups && lookups_.user_groups(c.uid, u.name, u.groups);
+        u.at = now;
         std::lock_guard<std::mutex> lk(mu_);
-        auto it = groups_.find(name);
-        if (it != groups_.end() && fresh(it->second.at, now)) {
-            gid = it->second.gid;
-            return it->second.known;
-        }
+        if (users_.size() >= 4096) users_.clear();
+        users_[c.uid] = u;
     }
+    fill(c, u);
+}
+
+bool Identities::remembered(const struct ucred& cred, Caller& out, std::int64_t now) {
+    User u;
+    if (!remembered_user(cred.uid, u, now)) return false;
+    out = Caller();
+    out.pid = cred.pid;
+    out.uid = cred.uid;
+    out.gid = cred.gid;
+    fill(out, u);
+    return true;
+}
+
+bool Identities::remembered_group(const std::string& name, gid_t& gid, bool& known, std::int64_t now) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = groups_.find(name);
+    if (it == groups_.end() || !fresh(it->second.at, now)) return false;
+    gid = it->second.gid;
+    known = it->second.known;
+    return true;
+}
+
+bool Identities::group(const std::string& name, gid_t& gid, std::int64_t now) {
+    bool known = false;
+    if (remembered_group(name, gid, known, now)) return known;
     Group g;
     g.known = lookups_.group && lookups_.group(name, g.gid);
     g.at = now;
@@ -255,15 +272,21 @@ bool Server::serve_at_once(int fd, const struct ucred& cred, std::string& taken)
     if (len != taken.size() || !protocol::parse_request(taken, req, problem) || !problem.error.empty() ||
         req.force_refresh || !valid_account_name(req.account))
         return false;
+    // Only what the workers looked up already: a lookup in the user and
+    // group databases (perhaps a directory server) must not hold up the
+    // accept loop.
     Caller caller;
     const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-    identities_.caller(cred, caller, now);
+    if (!identities_.remembered(cred, caller, now)) return false;
+    bool unknown_group = false;
     Decision d = check_caller(allow_list_for(env_.cfg, req.account), caller, self_,
-                              [this, now](const std::string& name, gid_t& gid) {
-                                  return identities_.group(name, gid, now);
+                              [this, now, &unknown_group](const std::string& name, gid_t& gid) {
+                                  bool known = false;
+                                  if (!identities_.remembered_group(name, gid, known, now)) unknown_group = true;
+                                  return known;
                               });
     Outcome o;
-    if (!d.allowed || !broker_.cached(req.account, o)) return false;
+    if (unknown_group || !d.allowed || !broker_.cached(req.account, o)) return false;
     wipe_string(taken);
     taken.clear();
     send_token(fd, req.account, o, describe(caller), false);

@@ -54,6 +54,10 @@ public:
     // The same from credentials already read.
     void complete(Caller& c, std::int64_t now);
     bool group(const std::string& name, gid_t& gid, std::int64_t now);
+    // The same two from what is remembered only, without a lookup: false
+    // when nothing fresh is remembered.  known: whether the group exists.
+    bool remembered(const struct ucred& cred, Caller& out, std::int64_t now);
+    bool remembered_group(const std::string& name, gid_t& gid, bool& known, std::int64_t now);
     void forget();
 
 private:
@@ -69,6 +73,8 @@ private:
         std::int64_t at = 0;
     };
     static bool fresh(std::int64_t at, std::int64_t now) { return now >= at && now - at < kIdentitySeconds; }
+    bool remembered_user(uid_t uid, User& u, std::int64_t now);
+    static void fill(Caller& c, const User& u);
     Lookups lookups_;
     std::mutex mu_;
     std::map<uid_t, User> users_;

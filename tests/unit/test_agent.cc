@@ -696,6 +696,7 @@ CPPUNIT_TEST_SUITE_REGISTRATION(PoolTest);
 class IdentitiesTest : public CppUnit::TestFixture {
     CPPUNIT_TEST_SUITE(IdentitiesTest);
     CPPUNIT_TEST(lookups_are_remembered_for_a_while);
+    CPPUNIT_TEST(remembered_only_never_looks_up);
     CPPUNIT_TEST(caller_from_a_socket);
     CPPUNIT_TEST_SUITE_END();
 
@@ -754,6 +755,46 @@ public:
             return ids.group(name, gid, 1030);
         });
         CPPUNIT_ASSERT(d.allowed);
+    }
+
+    // The accept loop's fast path asks remembered() and remembered_group():
+    // what a worker looked up, never a lookup of their own.
+    void remembered_only_never_looks_up() {
+        int user_calls = 0, group_calls = 0;
+        Identities ids(Identities::Lookups{
+            [&](uid_t, std::string& user, std::vector<gid_t>& groups) {
+                ++user_calls;
+                user = "postfix";
+                groups = {113, 8};
+                return true;
+            },
+            [&](const std::string& name, gid_t& gid) {
+                ++group_calls;
+                return fake_groups(name, gid);
+            }});
+        struct ucred cred = {4242, 107, 113};
+        Caller c;
+        gid_t g = 0;
+        bool known = true;
+        CPPUNIT_ASSERT(!ids.remembered(cred, c, 1000));
+        CPPUNIT_ASSERT(!ids.remembered_group("mail", g, known, 1000));
+        CPPUNIT_ASSERT_EQUAL(0, user_calls);
+        CPPUNIT_ASSERT_EQUAL(0, group_calls);
+        Caller looked;
+        ids.caller(cred, looked, 1000);
+        ids.group("mail", g, 1000);
+        ids.group("nosuch", g, 1000);
+        CPPUNIT_ASSERT(ids.remembered(cred, c, 1010));
+        CPPUNIT_ASSERT_EQUAL(static_cast<pid_t>(4242), c.pid);
+        CPPUNIT_ASSERT_EQUAL(std::string("postfix"), c.user);
+        CPPUNIT_ASSERT(c.groups == looked.groups);
+        CPPUNIT_ASSERT(ids.remembered_group("mail", g, known, 1010) && known && g == 8);
+        CPPUNIT_ASSERT(ids.remembered_group("nosuch", g, known, 1010) && !known);
+        // Old entries are not remembered (a worker looks them up again).
+        CPPUNIT_ASSERT(!ids.remembered(cred, c, 1000 + kIdentitySeconds));
+        CPPUNIT_ASSERT(!ids.remembered_group("mail", g, known, 1000 + kIdentitySeconds));
+        CPPUNIT_ASSERT_EQUAL(1, user_calls);
+        CPPUNIT_ASSERT_EQUAL(2, group_calls);
     }
 
     // The same Caller as peer_caller() fills, from SO_PEERCRED.
