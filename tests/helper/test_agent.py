@@ -43,6 +43,15 @@ def request_text(account=ACCOUNT, force=False):
             "mechanism=XOAUTH2\n%s\n") % (account, "force_refresh=1\n" if force else "")
 
 
+def read_to_end(s):
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def ask(name, account=ACCOUNT, force=False, raw=None, timeout=30):
     """One request; returns the reply as a dict (status as int, "" when the
     agent closed without a reply) plus "elapsed"."""
@@ -52,12 +61,7 @@ def ask(name, account=ACCOUNT, force=False, raw=None, timeout=30):
     try:
         s.connect(address(name))
         s.sendall((raw if raw is not None else request_text(account, force)).encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_end(s)
     finally:
         s.close()
     reply = dict(line.split("=", 1) for line in data.decode().splitlines() if line)
@@ -375,12 +379,7 @@ class Serving(AgentTestCase):
                 s.sendall(text[:cut])
                 time.sleep(0.2)                       # accepted and looked at by now
                 s.sendall(text[cut:])
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = read_to_end(s)
                 s.close()
                 self.assertIn(b"status=0\n", data)
                 self.assertIn(b"access_token=", data)

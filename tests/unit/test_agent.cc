@@ -700,21 +700,26 @@ class IdentitiesTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(caller_from_a_socket);
     CPPUNIT_TEST_SUITE_END();
 
-public:
-    void lookups_are_remembered_for_a_while() {
-        int user_calls = 0, group_calls = 0;
-        Identities ids(Identities::Lookups{
-            [&](uid_t uid, std::string& user, std::vector<gid_t>& groups) {
+    // uid 107 is postfix (groups 113 and 8); no other uid has an entry.
+    static Identities::Lookups counting_lookups(int& user_calls, int& group_calls) {
+        return Identities::Lookups{
+            [&user_calls](uid_t uid, std::string& user, std::vector<gid_t>& groups) {
                 ++user_calls;
                 if (uid != 107) return false;
                 user = "postfix";
                 groups = {113, 8};
                 return true;
             },
-            [&](const std::string& name, gid_t& gid) {
+            [&group_calls](const std::string& name, gid_t& gid) {
                 ++group_calls;
                 return fake_groups(name, gid);
-            }});
+            }};
+    }
+
+public:
+    void lookups_are_remembered_for_a_while() {
+        int user_calls = 0, group_calls = 0;
+        Identities ids(counting_lookups(user_calls, group_calls));
         Caller c;
         c.uid = 107;
         c.gid = 113;
@@ -761,17 +766,7 @@ public:
     // what a worker looked up, never a lookup of their own.
     void remembered_only_never_looks_up() {
         int user_calls = 0, group_calls = 0;
-        Identities ids(Identities::Lookups{
-            [&](uid_t, std::string& user, std::vector<gid_t>& groups) {
-                ++user_calls;
-                user = "postfix";
-                groups = {113, 8};
-                return true;
-            },
-            [&](const std::string& name, gid_t& gid) {
-                ++group_calls;
-                return fake_groups(name, gid);
-            }});
+        Identities ids(counting_lookups(user_calls, group_calls));
         struct ucred cred = {4242, 107, 113};
         Caller c;
         gid_t g = 0;
