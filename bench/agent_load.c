@@ -48,12 +48,15 @@ static int one_request(void) {
     size_t got = 0;
     if (connect(fd, (struct sockaddr *)&addr, addr_len) == 0 &&
         send(fd, request, request_len, MSG_NOSIGNAL) == (ssize_t)request_len) {
+        /* Up to the blank line that ends the reply, as the plugin reads
+         * it (msgio::read_message): not on to the agent's close. */
         for (;;) {
             ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) break;
             got += (size_t)n;
-            if (got == sizeof buf - 1) break;
+            buf[got] = 0;
+            if (got == sizeof buf - 1 || strstr(buf, "\n\n") != NULL) break;
         }
         buf[got] = 0;
         ok = strstr(buf, "access_token=") != NULL && strstr(buf, "status=0\n") != NULL;

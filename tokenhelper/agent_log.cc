@@ -56,6 +56,8 @@ bool syslog_there() {
 
 void log_to_stderr(bool on) { g_log_stderr = on; }
 
+bool log_wanted(int prio) { return (g_log_stderr && prio != LOG_DEBUG) || syslog_there(); }
+
 void logmsg(int prio, const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -16,6 +16,11 @@ namespace mailoauth::agent {
 // Whether logmsg also writes to stderr.
 void log_to_stderr(bool on);
 
+// Whether a line of priority prio goes anywhere (debug lines go only to
+// syslog, and there is no syslog where /dev/log is missing): a line that
+// costs work to build is built only then.
+bool log_wanted(int prio);
+
 // Never pass a token here: the log is read by people and kept.
 __attribute__((format(printf, 2, 3))) void logmsg(int prio, const char* fmt, ...);
 

@@ -84,14 +84,15 @@ void send_error(int fd, const std::string& error, const std::string& description
     send_reply(fd, m, status);
 }
 
-void send_token(int fd, const std::string& account, const Outcome& o, const std::string& who, bool force) {
+void send_token(int fd, const std::string& account, const Outcome& o, const Caller& caller, bool force) {
     protocol::Message m;
     if (!protocol::build_token_reply(m, o.access_token.reveal(), o.expires_at, o.user, o.lifetime)) {
         send_error(fd, "bad_response", "the stored token or user name cannot be sent", kExitTempFail);
         return;
     }
-    logmsg(LOG_DEBUG, "token of %s (%s) to %s%s", account.c_str(), o.access_token.fingerprint().c_str(),
-           who.c_str(), force ? " (forced refresh)" : "");
+    if (log_wanted(LOG_DEBUG))  // a hash of the token and the caller's name, at every request
+        logmsg(LOG_DEBUG, "token of %s (%s) to %s%s", account.c_str(), o.access_token.fingerprint().c_str(),
+               describe(caller).c_str(), force ? " (forced refresh)" : "");
     send_reply(fd, m, 0);
 }
 
@@ -289,7 +290,7 @@ bool Server::serve_at_once(int fd, const struct ucred& cred, std::string& taken)
     if (unknown_group || !d.allowed || !broker_.cached(req.account, o)) return false;
     wipe_string(taken);
     taken.clear();
-    send_token(fd, req.account, o, describe(caller), false);
+    send_token(fd, req.account, o, caller, false);
     return true;
 }
 
@@ -352,7 +353,7 @@ void Server::serve(int fd, const Caller& caller, std::int64_t now, std::string b
     if (o.source == Outcome::Source::RateLimited)
         logmsg_limited(LOG_WARNING, "force:" + account, "%s: %s", account.c_str(), o.warning.c_str());
     if (o.status == 0) {
-        send_token(fd, account, o, who, force);
+        send_token(fd, account, o, caller, force);
         return;
     }
     // Once a minute per account and status: a caller asking in a loop for
