@@ -24,7 +24,7 @@ import time
 
 import tap
 from helperlib import (ACCOUNT, MAILOAUTH, HelperTestCase, ZzNoSecretsInOutput,  # noqa: F401
-                       captured_output)
+                       captured_output, read_to_end)
 
 _counter = [0]
 
@@ -41,15 +41,6 @@ def address(name):
 def request_text(account=ACCOUNT, force=False):
     return ("version=1\naccount=%s\nprotocol=smtp\nhost=smtp.office365.com\nport=587\n"
             "mechanism=XOAUTH2\n%s\n") % (account, "force_refresh=1\n" if force else "")
-
-
-def read_to_end(s):
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
 
 
 def ask(name, account=ACCOUNT, force=False, raw=None, timeout=30):

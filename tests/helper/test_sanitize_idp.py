@@ -14,7 +14,7 @@ import uuid
 
 import tap
 from helperlib import (ACCOUNT, MAILOAUTH, HelperTestCase, ZzNoSecretsInOutput,  # noqa: F401
-                       captured_output)
+                       captured_output, read_to_end)
 
 # What the provider sends (before, CSI, "31m", ESC, "[2J", after), and what
 # a person may see of it.
@@ -206,12 +206,7 @@ class StoredError(SanitizeCase):
             s.connect("\0" + name[1:])
             s.sendall(("version=1\naccount=%s\nprotocol=smtp\nhost=smtp.office365.com\nport=587\n"
                        "mechanism=XOAUTH2\n\n" % ACCOUNT).encode())
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return data
-                data += chunk
+            return read_to_end(s)
         finally:
             s.close()
 

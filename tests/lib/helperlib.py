@@ -94,6 +94,16 @@ def shared_ca_dir():
     return _shared_ca[0]
 
 
+def read_to_end(sock):
+    """Everything a peer sends on sock until it closes (an agent's reply)."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def copy_store(src, dst):
     """A copy of store directory src at dst: its regular files (records,
     lock files), with their modes, owners and times."""
