@@ -2,6 +2,7 @@
 #include "tokenhelper/cli.h"
 
 #include <cctype>
+#include <clocale>
 #include <cstring>
 
 #include "tokenhelper/commands.h"
@@ -240,6 +241,11 @@ int run_command(const std::vector<std::string>& args, HttpClient& http) {
     for (const auto& v : kVerbs)
         if (p.verb == v.name) verb = &v;
     if (verb == nullptr) return usage_error("unknown verb '" + p.verb + "'");
+    // The user's locale, for the system's messages (strerror) to a person.
+    // Not for the helper protocol (`get`, the plugin's request at every
+    // login): its replies go to a program and its logs, and loading the
+    // locale's dozen files was a tenth of the helper's time there.
+    if (verb->env != EnvMode::LoadForProtocol) std::setlocale(LC_ALL, "");
 
     GlobalOptions g;
     g.store_dir = p.value("store");

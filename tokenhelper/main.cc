@@ -1,6 +1,5 @@
 // mailoauth: OAuth2 tokens for mail programs (see mailoauth(1)).
 #include <cerrno>
-#include <clocale>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -46,11 +45,6 @@ int main(int argc, char** argv) {
     }
     // Everything this program creates holds or guards a secret.
     umask(077);
-    // The user's locale, for the system's messages (strerror) to a person.
-    // Not for `get`, the plugin's request at every login: its replies go
-    // to a program and its logs, and loading the locale's dozen files
-    // was a tenth of the helper's time there.
-    if (argc < 2 || std::strcmp(argv[1], "get") != 0) std::setlocale(LC_ALL, "");
     // A reader that goes away (the plugin timed out) must not kill us in the
     // middle of saving a refreshed token; writes then fail with EPIPE.
     std::signal(SIGPIPE, SIG_IGN);
